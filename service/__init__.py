@@ -1,0 +1,3 @@
+"""pushdesk: self-hosted Web Push delivery for news publishers."""
+
+__version__ = "0.1.0"

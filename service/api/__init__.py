@@ -1,0 +1,11 @@
+"""HTTP handlers: validate, call the store, answer. Nothing here sends a push."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import readers
+
+
+def setup_api(app: web.Application) -> None:
+    app.add_routes(readers.routes)

@@ -1,0 +1,129 @@
+"""Handlers for browsers: the VAPID key, the topic catalogue, subscriptions and preferences."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..store import EndpointTaken, NewSubscription
+from ..tokens import hash_secret, new_secret, secret_matches
+from .errors import ApiError, invalid
+from .state import KEYRING, SETTINGS, STORE
+from .validation import (
+    PREFERENCE_JSON,
+    parse_preferences,
+    parse_push_subscription,
+    read_json,
+    require_object,
+)
+
+MAX_SUBSCRIPTION_BODY = 8 * 1024
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/vapid-public-key")
+async def vapid_public_key(request: web.Request) -> web.Response:
+    return web.json_response({"publicKey": request.app[KEYRING].active.public_key})
+
+
+@routes.get("/api/topics")
+async def topics(request: web.Request) -> web.Response:
+    catalogue = request.app[SETTINGS].topics
+    return web.json_response(
+        {"topics": [{"id": t.id, "name": t.name, "default": t.default} for t in catalogue]}
+    )
+
+
+@routes.post("/api/subscriptions")
+async def subscribe(request: web.Request) -> web.Response:
+    """Create, or refresh by endpoint; either way the reader gets a new management token."""
+    settings = request.app[SETTINGS]
+    body = require_object(
+        await read_json(request, MAX_SUBSCRIPTION_BODY), "body", {"subscription", *PREFERENCE_JSON}
+    )
+    if "subscription" not in body:
+        raise invalid("subscription", "is required (PushSubscription.toJSON())")
+    endpoint, p256dh, auth = parse_push_subscription(body["subscription"], settings)
+    prefs = parse_preferences(body, settings)
+    token = new_secret()
+    new = NewSubscription(
+        endpoint=endpoint,
+        p256dh=p256dh,
+        auth=auth,
+        vapid_key_id=request.app[KEYRING].active_id,
+        token_hash=hash_secret(token),
+        preferences=prefs,
+        default_topics=tuple(settings.default_topics),
+    )
+    sub, created = await request.app[STORE].upsert_subscription(new)
+    return web.json_response(
+        {**sub.preferences_json(), "token": token}, status=201 if created else 200
+    )
+
+
+async def _authorised(request: web.Request) -> str:
+    """The path's public id, once the bearer token matches; otherwise 401 or 404."""
+    public_id = request.match_info["id"]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    stored = await request.app[STORE].token_hash(public_id) if len(public_id) <= 64 else None
+    if not secret_matches(token.strip(), stored):
+        raise ApiError(404, "not_found", "no subscription with that id and token")
+    return public_id
+
+
+@routes.get("/api/subscriptions/{id}")
+async def get_subscription(request: web.Request) -> web.Response:
+    public_id = await _authorised(request)
+    sub = await request.app[STORE].get_subscription(public_id)
+    if sub is None:
+        raise ApiError(404, "not_found", "no subscription with that id and token")
+    return web.json_response(sub.preferences_json())
+
+
+@routes.patch("/api/subscriptions/{id}")
+async def update_subscription(request: web.Request) -> web.Response:
+    """Change preferences; with `subscription`, also move to a renewed endpoint and keys."""
+    public_id = await _authorised(request)
+    settings = request.app[SETTINGS]
+    body = require_object(
+        await read_json(request, MAX_SUBSCRIPTION_BODY), "body", {"subscription", *PREFERENCE_JSON}
+    )
+    prefs = parse_preferences(body, settings)
+    renewal = None
+    if "subscription" in body:
+        endpoint, p256dh, auth = parse_push_subscription(body["subscription"], settings)
+        renewal = _renewal(request, endpoint, p256dh, auth)
+    try:
+        sub = await request.app[STORE].update_subscription(public_id, prefs, renewal)
+    except EndpointTaken:
+        raise ApiError(
+            409, "conflict", "that endpoint belongs to another subscription", "subscription"
+        ) from None
+    if sub is None:
+        raise ApiError(404, "not_found", "no subscription with that id and token")
+    return web.json_response(sub.preferences_json())
+
+
+def _renewal(request: web.Request, endpoint: str, p256dh: bytes, auth: bytes) -> NewSubscription:
+    # A renewed browser subscription was made with the key the page fetched: the active one.
+    return NewSubscription(
+        endpoint=endpoint,
+        p256dh=p256dh,
+        auth=auth,
+        vapid_key_id=request.app[KEYRING].active_id,
+        token_hash=b"",
+    )
+
+
+@routes.delete("/api/subscriptions/{id}")
+async def delete_subscription(request: web.Request) -> web.Response:
+    public_id = await _authorised(request)
+    await request.app[STORE].delete_subscription(public_id)
+    return web.Response(status=204)

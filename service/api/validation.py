@@ -1,0 +1,197 @@
+"""Checks for everything a browser or an editor sends. Each failure names its field."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from ..config import Settings
+from ..store import QuietHours
+from ..webpush.keys import InvalidKey, parse_auth_secret, parse_p256dh
+from .errors import ApiError, invalid
+
+MAX_ENDPOINT_LENGTH = 1024
+HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$")
+LOOPBACK_NAMES = ("localhost",)
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request body as JSON, with 415/413/400 answers for the wrong type, size or syntax."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "too_large", f"request body is over {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, "too_large", f"request body is over {max_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+
+
+def require_object(value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(field, "must be a JSON object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        name = f"{field}.{unknown[0]}" if field != "body" else unknown[0]
+        raise invalid(name, "is not a known field")
+    return value
+
+
+def parse_endpoint(value: Any, settings: Settings, field: str = "subscription.endpoint") -> str:
+    if not isinstance(value, str) or not value:
+        raise invalid(field, "must be a URL")
+    if len(value) > MAX_ENDPOINT_LENGTH:
+        raise invalid(field, f"must be at most {MAX_ENDPOINT_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise invalid(field, "is not a valid URL") from None
+    if not host or parts.username or parts.password or parts.fragment:
+        raise invalid(field, "must be an absolute URL without credentials or fragment")
+    if settings.allow_http_endpoints and is_loopback(host) and parts.scheme in ("http", "https"):
+        return value
+    if parts.scheme != "https":
+        raise invalid(field, "must be an https URL")
+    if not host_allowed(host, settings.push_hosts):
+        raise invalid(field, f"host {host} is not a known push service")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def parse_subscription_keys(value: Any) -> tuple[bytes, bytes]:
+    keys = require_object(value, "subscription.keys", {"p256dh", "auth"})
+    for name in ("p256dh", "auth"):
+        if not isinstance(keys.get(name), str):
+            raise invalid(f"subscription.keys.{name}", "is required (base64url)")
+    try:
+        p256dh = parse_p256dh(keys["p256dh"])
+    except InvalidKey as exc:
+        raise invalid("subscription.keys.p256dh", str(exc)) from None
+    try:
+        auth = parse_auth_secret(keys["auth"])
+    except InvalidKey as exc:
+        raise invalid("subscription.keys.auth", str(exc)) from None
+    return p256dh, auth
+
+
+def parse_push_subscription(value: Any, settings: Settings) -> tuple[str, bytes, bytes]:
+    """`PushSubscription.toJSON()` → (endpoint, p256dh, auth)."""
+    sub = require_object(value, "subscription", {"endpoint", "expirationTime", "keys"})
+    endpoint = parse_endpoint(sub.get("endpoint"), settings)
+    expiration = sub.get("expirationTime")
+    if expiration is not None and (
+        isinstance(expiration, bool) or not isinstance(expiration, int | float)
+    ):
+        raise invalid("subscription.expirationTime", "must be null or milliseconds")
+    if "keys" not in sub:
+        raise invalid("subscription.keys", "is required")
+    p256dh, auth = parse_subscription_keys(sub["keys"])
+    return endpoint, p256dh, auth
+
+
+PREFERENCE_JSON = {
+    "topics": "topics",
+    "timezone": "timezone",
+    "quietHours": "quiet_hours",
+    "maxPerDay": "max_per_day",
+    "language": "language",
+}
+
+
+def parse_preferences(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Only the preference fields present in `body`, converted for the store."""
+    prefs: dict[str, Any] = {}
+    if "topics" in body:
+        prefs["topics"] = parse_topics(body["topics"], settings)
+    if "timezone" in body:
+        prefs["timezone"] = parse_timezone(body["timezone"])
+    if "quietHours" in body:
+        prefs["quiet_hours"] = parse_quiet_hours(body["quietHours"])
+    if "maxPerDay" in body:
+        prefs["max_per_day"] = parse_cap(body["maxPerDay"])
+    if "language" in body:
+        prefs["language"] = parse_language(body["language"])
+    return prefs
+
+
+def parse_topics(value: Any, settings: Settings, field: str = "topics") -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise invalid(field, "must be a list of topic ids")
+    unknown = [t for t in value if t not in settings.topic_ids]
+    if unknown:
+        raise invalid(field, f"unknown topic {unknown[0]!r}")
+    return sorted(set(value))
+
+
+def parse_timezone(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise invalid("timezone", "must be an IANA time zone name like Europe/London")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise invalid("timezone", f"{value!r} is not a known IANA time zone") from None
+    return value
+
+
+def parse_quiet_hours(value: Any) -> QuietHours | None:
+    if value is None:
+        return None
+    quiet = require_object(value, "quietHours", {"start", "end"})
+    minutes = []
+    for name in ("start", "end"):
+        text = quiet.get(name)
+        match = HHMM.match(text) if isinstance(text, str) else None
+        if not match:
+            raise invalid(f"quietHours.{name}", "must be a time as HH:MM")
+        minutes.append(int(match.group(1)) * 60 + int(match.group(2)))
+    if minutes[0] == minutes[1]:
+        raise invalid("quietHours", "start and end must differ")
+    return QuietHours(minutes[0], minutes[1])
+
+
+def parse_cap(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 50:
+        raise invalid("maxPerDay", "must be null or a whole number from 1 to 50")
+    return value
+
+
+def parse_language(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not LANGUAGE.match(value) or len(value) > 35:
+        raise invalid("language", "must be a language tag like en or en-GB")
+    return value

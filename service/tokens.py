@@ -1,0 +1,31 @@
+"""Random ids and bearer secrets, and how they are kept: only as hashes, compared in constant time.
+
+Tokens and editor keys are 256-bit random values, so a plain SHA-256 is enough (no slow KDF is
+needed against guessing), and lookups stay cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+def new_public_id() -> str:
+    """An unguessable id for the API (16 base64url characters, 96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def new_secret() -> str:
+    """A bearer secret: subscription management tokens and editor API keys."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def secret_matches(secret: str, stored_hash: bytes | None) -> bool:
+    """Constant-time check; a missing hash still costs one comparison."""
+    expected = stored_hash if stored_hash is not None else b"\0" * 32
+    return hmac.compare_digest(hash_secret(secret), expected) and stored_hash is not None

@@ -1,0 +1,68 @@
+"""The service's VAPID keys: private keys as files in `keys/`, their ids and status in the store.
+
+The store says which key new readers get (active), which still sign for older readers
+(retiring) and which are done (retired). A key the store knows but whose file is gone is a hard
+error at start: generating a replacement silently would cut off every reader made with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .store import Store
+from .webpush.vapid import (
+    KeyRing,
+    VapidKeyError,
+    VapidSigner,
+    generate_key_file,
+    key_id_for,
+    load_key_file,
+    public_key_b64,
+)
+
+
+async def create_key(store: Store, keys_dir: Path) -> tuple[str, str]:
+    """Generate a key file and make it the active key; earlier active keys become retiring."""
+    key_id, public = generate_key_file(keys_dir)
+    await store.add_vapid_key(key_id, public, "active")
+    return key_id, public
+
+
+async def load_keyring(
+    store: Store, keys_dir: Path, subject: str, *, create_first: bool = False
+) -> KeyRing:
+    """Load every non-retired key; with `create_first`, make the first key on a new install."""
+    records = await store.list_vapid_keys()
+    if not records:
+        await _adopt_or_create(store, keys_dir, create_first)
+        records = await store.list_vapid_keys()
+    signers: dict[str, VapidSigner] = {}
+    problems: list[str] = []
+    for record in records:
+        if record.status == "retired":
+            continue
+        try:
+            signers[record.id] = VapidSigner(record.id, load_key_file(keys_dir, record.id), subject)
+        except VapidKeyError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise VapidKeyError("; ".join(problems))
+    active = [r.id for r in records if r.status == "active"]
+    if not active:
+        raise VapidKeyError("no active VAPID key: run `pushdesk keys generate`")
+    return KeyRing(signers, active[-1])
+
+
+async def _adopt_or_create(store: Store, keys_dir: Path, create_first: bool) -> None:
+    """A new database: register a key file already in keys/ (restored backup) or make one."""
+    existing = sorted(keys_dir.glob("*.pem")) if keys_dir.is_dir() else []
+    if existing:
+        for path in existing:
+            key = load_key_file(keys_dir, path.stem)
+            public = public_key_b64(key)
+            if key_id_for(public) == path.stem:
+                await store.add_vapid_key(path.stem, public, "active")
+        return
+    if not create_first:
+        raise VapidKeyError(f"no VAPID key in {keys_dir}: run `pushdesk keys generate`")
+    await create_key(store, keys_dir)

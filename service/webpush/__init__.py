@@ -1,0 +1,1 @@
+"""Web Push delivery: encryption, VAPID, the sender and response classification."""

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database=f"sqlite:///{tmp_path / 'data' / 'pushdesk.db'}",
+        keys_dir=tmp_path / "keys",
+        vapid_subject="mailto:newsdesk@example.com",
+        allow_http_endpoints=True,
+        site_origins=("https://news.example",),
+        rate_limit=None,
+    )
+
+
+@pytest.fixture
+def make_client(aiohttp_client):
+    """Start the real app on loopback for the given settings."""
+
+    async def make(settings: Settings, **changes):
+        return await aiohttp_client(create_app(dataclasses.replace(settings, **changes)))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client, settings):
+    return await make_client(settings)

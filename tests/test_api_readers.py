@@ -1,0 +1,301 @@
+"""The browsers' API over real HTTP on loopback, against a real SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.api.state import STORE
+from service.webpush.encoding import b64url_decode
+from tests.helpers import BrowserKeys
+
+FCM = "https://fcm.googleapis.com/fcm/send/"
+
+
+def body_for(endpoint: str = FCM + "reader-1", **prefs):
+    return {"subscription": BrowserKeys.generate().subscription_json(endpoint), **prefs}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_vapid_public_key_is_an_uncompressed_p256_point(client):
+    resp = await client.get("/api/vapid-public-key")
+    assert resp.status == 200
+    raw = b64url_decode((await resp.json())["publicKey"])
+    assert len(raw) == 65 and raw[0] == 4
+
+
+async def test_topics_catalogue_marks_breaking_as_default(client):
+    topics = (await (await client.get("/api/topics")).json())["topics"]
+    ids = [t["id"] for t in topics]
+    assert ids[:2] == ["breaking", "world"] and "technology" in ids
+    assert [t["id"] for t in topics if t["default"]] == ["breaking"]
+
+
+async def test_subscribe_creates_with_defaults_then_upserts_by_endpoint(client):
+    resp = await client.post("/api/subscriptions", json=body_for())
+    assert resp.status == 201
+    first = await resp.json()
+    assert first["topics"] == ["breaking"] and first["timezone"] == "UTC"
+    assert first["quietHours"] is None and first["maxPerDay"] is None and first["token"]
+
+    again = body_for(topics=["world", "sport"], maxPerDay=3)
+    resp = await client.post("/api/subscriptions", json=again)
+    assert resp.status == 200
+    second = await resp.json()
+    assert second["id"] == first["id"] and second["token"] != first["token"]
+    assert second["topics"] == ["sport", "world"] and second["maxPerDay"] == 3
+    # The fresh token replaces the old one.
+    old = await client.get(f"/api/subscriptions/{first['id']}", headers=bearer(first["token"]))
+    assert old.status == 404
+    new = await client.get(f"/api/subscriptions/{first['id']}", headers=bearer(second["token"]))
+    assert new.status == 200 and (await new.json())["topics"] == ["sport", "world"]
+
+
+async def test_preferences_round_trip_get_patch_delete(client):
+    created = await (
+        await client.post(
+            "/api/subscriptions",
+            json=body_for(
+                topics=["breaking", "politics"],
+                timezone="America/New_York",
+                quietHours={"start": "22:30", "end": "07:00"},
+                maxPerDay=5,
+                language="en-US",
+            ),
+        )
+    ).json()
+    sub_id, auth = created["id"], bearer(created["token"])
+    got = await (await client.get(f"/api/subscriptions/{sub_id}", headers=auth)).json()
+    assert got == {
+        "id": sub_id,
+        "topics": ["breaking", "politics"],
+        "timezone": "America/New_York",
+        "quietHours": {"start": "22:30", "end": "07:00"},
+        "maxPerDay": 5,
+        "language": "en-US",
+    }
+    resp = await client.patch(
+        f"/api/subscriptions/{sub_id}", json={"topics": ["sport"], "quietHours": None}, headers=auth
+    )
+    assert resp.status == 200
+    patched = await resp.json()
+    assert patched["topics"] == ["sport"] and patched["quietHours"] is None
+    assert patched["maxPerDay"] == 5 and patched["timezone"] == "America/New_York"
+
+    assert (await client.delete(f"/api/subscriptions/{sub_id}", headers=auth)).status == 204
+    assert (await client.get(f"/api/subscriptions/{sub_id}", headers=auth)).status == 404
+
+
+async def test_token_checks_do_not_reveal_which_ids_exist(client):
+    created = await (await client.post("/api/subscriptions", json=body_for())).json()
+    path = f"/api/subscriptions/{created['id']}"
+    missing = await client.get(path)
+    assert missing.status == 401 and (await missing.json())["error"]["code"] == "unauthorized"
+    assert (await client.get(path, headers={"Authorization": "Basic abc"})).status == 401
+    wrong = await client.get(path, headers=bearer("not-the-token"))
+    unknown = await client.get("/api/subscriptions/nosuchid", headers=bearer(created["token"]))
+    assert wrong.status == unknown.status == 404
+    assert await wrong.json() == await unknown.json()
+    for method in ("patch", "delete"):
+        resp = await getattr(client, method)(path, json={}, headers=bearer("nope"))
+        assert resp.status == 404
+    # Nothing changed or was deleted by the failed attempts.
+    assert (await client.get(path, headers=bearer(created["token"]))).status == 200
+
+
+KEYS = BrowserKeys.generate().subscription_json(FCM + "x")["keys"]
+OFF_CURVE = (
+    "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "subscription"),
+        ({"subscription": "x"}, "subscription"),
+        ({"subscription": {"endpoint": FCM + "a"}}, "subscription.keys"),
+        (
+            {"subscription": {"endpoint": "ftp://fcm.googleapis.com/x", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
+        (
+            {"subscription": {"endpoint": "https://evil.example/push", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
+        (
+            {"subscription": {"endpoint": "https://10.0.0.1/push", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
+        (
+            {"subscription": {"endpoint": "https://u:p@fcm.googleapis.com/x", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
+        ({"subscription": {"endpoint": FCM + "a" * 1100, "keys": KEYS}}, "subscription.endpoint"),
+        ({"subscription": {"endpoint": 5, "keys": KEYS}}, "subscription.endpoint"),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": {**KEYS, "p256dh": "abc"}}},
+            "subscription.keys.p256dh",
+        ),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": {**KEYS, "p256dh": OFF_CURVE}}},
+            "subscription.keys.p256dh",
+        ),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": {**KEYS, "p256dh": "+/+/"}}},
+            "subscription.keys.p256dh",
+        ),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": {**KEYS, "auth": "AAAA"}}},
+            "subscription.keys.auth",
+        ),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": {"p256dh": KEYS["p256dh"]}}},
+            "subscription.keys.auth",
+        ),
+        (
+            {"subscription": {"endpoint": FCM + "a", "keys": KEYS, "expirationTime": "soon"}},
+            "subscription.expirationTime",
+        ),
+        ({"subscription": {"endpoint": FCM + "a", "keys": KEYS, "extra": 1}}, "subscription.extra"),
+    ],
+)
+async def test_bad_subscriptions_are_refused_with_their_field(client, body, field):
+    resp = await client.post("/api/subscriptions", json=body)
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid" and error["field"] == field and error["message"]
+    assert await client.app[STORE].count_subscriptions() == 0
+
+
+@pytest.mark.parametrize(
+    ("prefs", "field"),
+    [
+        ({"topics": ["breaking", "gardening"]}, "topics"),
+        ({"topics": "breaking"}, "topics"),
+        ({"topics": [1]}, "topics"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"timezone": 3}, "timezone"),
+        ({"quietHours": {"start": "25:00", "end": "07:00"}}, "quietHours.start"),
+        ({"quietHours": {"start": "22:00"}}, "quietHours.end"),
+        ({"quietHours": {"start": "7:00", "end": "08:00"}}, "quietHours.start"),
+        ({"quietHours": {"start": "08:00", "end": "08:00"}}, "quietHours"),
+        ({"quietHours": "22-07"}, "quietHours"),
+        ({"maxPerDay": 0}, "maxPerDay"),
+        ({"maxPerDay": 51}, "maxPerDay"),
+        ({"maxPerDay": 2.5}, "maxPerDay"),
+        ({"maxPerDay": True}, "maxPerDay"),
+        ({"language": "english please"}, "language"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_bad_preferences_are_refused_on_create_and_patch(client, prefs, field):
+    resp = await client.post("/api/subscriptions", json=body_for(**prefs))
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == field
+    created = await (await client.post("/api/subscriptions", json=body_for())).json()
+    resp = await client.patch(
+        f"/api/subscriptions/{created['id']}", json=prefs, headers=bearer(created["token"])
+    )
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == field
+    after = await client.get(
+        f"/api/subscriptions/{created['id']}", headers=bearer(created["token"])
+    )
+    assert (await after.json())["topics"] == ["breaking"]
+
+
+async def test_body_type_size_and_syntax_errors(client):
+    resp = await client.post("/api/subscriptions", data="x", headers={"Content-Type": "text/plain"})
+    assert resp.status == 415 and (await resp.json())["error"]["code"] == "unsupported_media_type"
+    resp = await client.post(
+        "/api/subscriptions", data="{not json", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_json"
+    big = body_for(language="en", padding="x" * 20_000)
+    resp = await client.post("/api/subscriptions", json=big)
+    assert resp.status == 413 and (await resp.json())["error"]["code"] == "too_large"
+    huge = await client.post(
+        "/api/subscriptions", data=b"x" * 200_000, headers={"Content-Type": "application/json"}
+    )
+    assert huge.status == 413
+    assert (await client.get("/api/nothing-here")).status == 404
+    assert (await (await client.get("/api/nothing-here")).json())["error"]["code"] == "not_found"
+
+
+async def test_loopback_endpoints_only_when_allowed(client, make_client, settings):
+    local = body_for("http://127.0.0.1:9999/push/abc")
+    assert (await client.post("/api/subscriptions", json=local)).status == 201
+    strict = await make_client(settings, allow_http_endpoints=False)
+    resp = await strict.post("/api/subscriptions", json=body_for("http://127.0.0.1:9999/push/b"))
+    assert resp.status == 400
+    remote_http = body_for("http://fcm.googleapis.com/fcm/send/x")
+    assert (await client.post("/api/subscriptions", json=remote_http)).status == 400
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://fcm.googleapis.com/fcm/send/abc:def",
+        "https://updates.push.services.mozilla.com/wpush/v2/gAAAA",
+        "https://web.push.apple.com/QGuQ",
+        "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB",
+    ],
+)
+async def test_real_push_services_are_accepted(client, endpoint):
+    assert (await client.post("/api/subscriptions", json=body_for(endpoint))).status == 201
+
+
+async def test_renewed_subscription_keeps_preferences(client):
+    created = await (
+        await client.post("/api/subscriptions", json=body_for(topics=["world"], maxPerDay=2))
+    ).json()
+    renewed = BrowserKeys.generate().subscription_json(FCM + "renewed")
+    resp = await client.patch(
+        f"/api/subscriptions/{created['id']}",
+        json={"subscription": renewed},
+        headers=bearer(created["token"]),
+    )
+    assert resp.status == 200
+    assert (await resp.json())["topics"] == ["world"]
+    # The new endpoint is now this reader's: subscribing with it finds the same id.
+    again = await (await client.post("/api/subscriptions", json={"subscription": renewed})).json()
+    assert again["id"] == created["id"] and again["maxPerDay"] == 2
+
+    other = await (await client.post("/api/subscriptions", json=body_for(FCM + "other"))).json()
+    clash = await client.patch(
+        f"/api/subscriptions/{other['id']}",
+        json={"subscription": renewed},
+        headers=bearer(other["token"]),
+    )
+    assert clash.status == 409
+
+
+async def test_subscriptions_survive_a_restart(make_client, settings):
+    first = await make_client(settings)
+    created = await (await first.post("/api/subscriptions", json=body_for(topics=["sport"]))).json()
+    key = (await (await first.get("/api/vapid-public-key")).json())["publicKey"]
+    await first.close()
+    second = await make_client(settings)
+    resp = await second.get(f"/api/subscriptions/{created['id']}", headers=bearer(created["token"]))
+    assert resp.status == 200 and (await resp.json())["topics"] == ["sport"]
+    # Same VAPID key after restart: the browser's applicationServerKey stays valid.
+    assert (await (await second.get("/api/vapid-public-key")).json())["publicKey"] == key
+
+
+async def test_cors_only_for_configured_site_origins(client):
+    ok = await client.options(
+        "/api/subscriptions",
+        headers={"Origin": "https://news.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert ok.status == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://news.example"
+    assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
+    bad = await client.options(
+        "/api/subscriptions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert bad.status == 403 and "Access-Control-Allow-Origin" not in bad.headers
+    simple = await client.get("/api/topics", headers={"Origin": "https://news.example"})
+    assert simple.headers["Access-Control-Allow-Origin"] == "https://news.example"
