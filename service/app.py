@@ -20,10 +20,11 @@ MAX_BODY = 64 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[security_headers, cors_middleware, error_middleware],
+        middlewares=[cors_middleware, error_middleware],
         client_max_size=MAX_BODY,
     )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
     setup_api(app)
     setup_web(app)

@@ -61,6 +61,9 @@ class Store(Protocol):
 
     async def delete_subscription(self, public_id: str) -> bool: ...
 
+    async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
+        """Subscriptions in id order after `after_id`: page through all readers (export)."""
+
     async def count_subscriptions(self) -> int: ...
 
     async def topic_counts(self) -> dict[str, int]: ...

@@ -260,6 +260,22 @@ class SQLiteStore:
             cur = await db.execute("DELETE FROM subscriptions WHERE public_id=?", (public_id,))
             return cur.rowcount == 1
 
+    async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
+        rows = await self._all(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        topics: dict[int, list[str]] = {row[0]: [] for row in rows}
+        if rows:
+            for topic, sub_id in await self._all(
+                "SELECT topic, subscription_id FROM subscription_topics "
+                "WHERE subscription_id BETWEEN ? AND ? ORDER BY topic",
+                (rows[0][0], rows[-1][0]),
+            ):
+                if sub_id in topics:
+                    topics[sub_id].append(topic)
+        return [subscription_from_row(row, topics[row[0]]) for row in rows]
+
     async def count_subscriptions(self) -> int:
         row = await self._one("SELECT COUNT(*) FROM subscriptions")
         return int(row[0]) if row else 0

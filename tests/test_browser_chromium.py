@@ -1,0 +1,239 @@
+"""The browser side in headless Chromium: demo page, widget and service worker.
+
+Chromium cannot subscribe without Google's push service, so the page's `pushManager` is stubbed
+with a subscription whose keys this test generated; pushes are handed to the real service worker
+through the DevTools protocol (`ServiceWorker.deliverPushMessage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from service.api.state import STORE
+from service.app import create_app
+from tests.helpers import BrowserKeys
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def server(aiohttp_server, settings):
+    return await aiohttp_server(create_app(settings))
+
+
+def stub_push_manager(endpoint: str, keys: BrowserKeys) -> str:
+    """An init script replacing PushManager with one that hands out our test subscription."""
+    sub = keys.subscription_json(endpoint)
+    return """
+    (() => {
+      const json = __SUBSCRIPTION__;
+      let current = null;
+      const make = (options) => ({
+        endpoint: json.endpoint, expirationTime: null, options,
+        toJSON: () => json,
+        unsubscribe: async () => { current = null; window.__unsubscribed = true; return true; },
+      });
+      PushManager.prototype.subscribe = async function (options) {
+        current = make(options); window.__subscribeCalls = (window.__subscribeCalls || 0) + 1;
+        return current;
+      };
+      PushManager.prototype.getSubscription = async function () { return current; };
+    })();
+    """.replace("__SUBSCRIPTION__", json.dumps(sub))
+
+
+async def wait_until(page: Page, expression: str, seconds: float = 10.0):
+    """Poll a page expression until it is truthy. Playwright's wait_for_function compiles its
+    predicate with eval, which the pages' strict CSP forbids; evaluate() goes through DevTools."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        await asyncio.sleep(0.05)
+
+
+async def open_demo(browser: Browser, base: str) -> tuple[Page, list[str]]:
+    context = await browser.new_context()
+    await context.grant_permissions(["notifications"], origin=base)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+async def test_demo_page_loads_cleanly_and_registers_the_worker(browser, server):
+    base = str(server.make_url("/")).rstrip("/")
+    page, errors = await open_demo(browser, base)
+    response = await page.goto(base + "/")
+    assert response is not None and response.ok
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    scope = await page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
+    assert scope == base + "/"
+    script = await page.evaluate("navigator.serviceWorker.ready.then(r => r.active.scriptURL)")
+    assert script == base + "/sw.js"
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+    assert await page.text_content("#status") == "Alerts are off."
+    assert errors == []
+
+
+async def test_push_shows_the_notification_and_click_opens_the_story(browser, server):
+    base = str(server.make_url("/")).rstrip("/")
+    page, errors = await open_demo(browser, base)
+    await page.goto(base + "/")
+    await page.evaluate("navigator.serviceWorker.ready")
+    cdp = await page.context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda e: registrations.extend(r["registrationId"] for r in e["registrations"]),
+    )
+    await cdp.send("ServiceWorker.enable")
+    for _ in range(50):
+        if registrations:
+            break
+        await asyncio.sleep(0.1)
+    payload = {
+        "title": "Election called",
+        "body": "Polls open at 7am",
+        "url": "https://news.example/2026/election",
+        "tag": "alert-abc",
+        "alertId": "abc",
+        "timestamp": 1_790_000_000_000,
+    }
+    await cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": base + "/", "registrationId": registrations[0], "data": json.dumps(payload)},
+    )
+    notes = await wait_until(
+        page,
+        """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
+             ns.length ? ns.map(n => ({title: n.title, body: n.body, tag: n.tag, data: n.data}))
+                       : null)""",
+    )
+    assert notes == [
+        {
+            "title": "Election called",
+            "body": "Polls open at 7am",
+            "tag": "alert-abc",
+            "data": {"url": "https://news.example/2026/election", "alertId": "abc"},
+        }
+    ]
+
+    # A second push of the same alert replaces the notification (same tag): never shown twice.
+    await cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": base + "/", "registrationId": registrations[0], "data": json.dumps(payload)},
+    )
+    await asyncio.sleep(0.3)
+    count = await page.evaluate(
+        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns => ns.length)"
+    )
+    assert count == 1
+
+    # The click handler: closes the notification and opens the story. Headless Chromium has no
+    # way to click a notification, so the worker gets a NotificationEvent and openWindow is
+    # recorded instead of performed (it needs a real user activation).
+    worker = page.context.service_workers[0]
+    opened = await worker.evaluate(
+        """async () => {
+          const [n] = await self.registration.getNotifications();
+          let opened = null;
+          Clients.prototype.openWindow = async (url) => { opened = url; return null; };
+          try { self.dispatchEvent(new NotificationEvent('notificationclick', {notification: n})); }
+          catch (e) {}
+          for (let i = 0; i < 50 && opened === null; i++) await new Promise(r => setTimeout(r, 20));
+          const left = (await self.registration.getNotifications()).length;
+          return {opened, left};
+        }"""
+    )
+    assert opened == {"opened": "https://news.example/2026/election", "left": 0}
+    assert errors == []
+
+
+async def test_widget_subscribe_update_unsubscribe_reach_the_api(browser, server):
+    base = str(server.make_url("/")).rstrip("/")
+    store = server.app[STORE]
+    keys = BrowserKeys.generate()
+    endpoint = base + "/fake-push/reader-1"
+    page, errors = await open_demo(browser, base)
+    await page.add_init_script(stub_push_manager(endpoint, keys))
+    await page.goto(base + "/")
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+    await page.check("#topics input[value=sport]")
+    await page.check("#quiet-on")
+    await page.fill("#cap", "4")
+    await page.click("#subscribe")  # a real click: the permission request has its user gesture
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+
+    assert await store.count_subscriptions() == 1
+    sub = await _only_subscription(store)
+    assert sub is not None
+    assert sub.endpoint == endpoint and sub.p256dh == keys.p256dh and sub.auth == keys.auth
+    assert sorted(sub.topics) == ["breaking", "sport"]
+    assert sub.max_per_day == 4 and sub.quiet_hours is not None
+    assert sub.timezone  # the browser's own zone was sent
+    assert await page.text_content("#status") == "Alerts are on."
+
+    await page.uncheck("#topics input[value=breaking]")
+    await page.click("#save")
+    await wait_until(page, "document.getElementById('message').textContent.includes('saved')")
+    updated = await _only_subscription(store)
+    assert updated is not None and updated.topics == ["sport"]
+
+    # A reload finds the stored id/token and shows the reader's own choices.
+    await page.reload()
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+    assert await page.is_checked("#topics input[value=sport]")
+    assert not await page.is_checked("#topics input[value=breaking]")
+
+    await page.click("#unsubscribe")
+    await wait_until(page, "document.body.dataset.subscribed === 'no'")
+    assert await store.count_subscriptions() == 0
+    assert errors == []
+
+
+async def test_widget_degrades_when_permission_is_denied(browser, server):
+    base = str(server.make_url("/")).rstrip("/")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.add_init_script("Notification.requestPermission = async () => 'denied';")
+    await page.goto(base + "/")
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+    await page.click("#subscribe")
+    await wait_until(page, "document.getElementById('message').textContent.length > 0")
+    assert "not granted" in await page.text_content("#message")
+    assert await server.app[STORE].count_subscriptions() == 0
+
+
+async def _only_subscription(store):
+    subs = await store.list_subscriptions()
+    assert len(subs) <= 1
+    return subs[0] if subs else None
