@@ -9,9 +9,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .api.errors import ApiError
+from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_text
 from .config import ConfigError, Settings, load_settings
 from .store import Store, StoreError, open_store
-from .vapid_keys import create_key
+from .vapid_keys import create_key, load_keyring
+from .webpush.classify import Result
+from .webpush.payload import Message, PayloadTooLarge
+from .webpush.sender import MAX_TTL, URGENCIES, Sender, SenderOptions, Target, prepare
 from .webpush.vapid import VapidKeyError
 
 EXIT_USAGE = 2
@@ -48,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_keys_generate)
     show = keys.add_parser("show", help="print the active public key (applicationServerKey)")
     show.set_defaults(run=_keys_show)
+
+    push = commands.add_parser("push", help="send one message to one subscriber (a check)")
+    push.add_argument("subscription", metavar="SUBSCRIPTION_ID")
+    push.add_argument("--title", required=True)
+    push.add_argument("--url", required=True)
+    push.add_argument("--body")
+    push.add_argument("--ttl", type=_ttl, default=3600, help="seconds (default 3600)")
+    push.add_argument("--urgency", choices=URGENCIES, default="normal")
+    push.add_argument(
+        "--wait", type=_seconds, default=60.0, help="longest in-line retry wait (default 60 s)"
+    )
+    push.set_defaults(run=_push)
     return parser
 
 
@@ -55,6 +72,22 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
     return int(text)
+
+
+def _ttl(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_TTL:
+        raise argparse.ArgumentTypeError(f"invalid ttl {text!r} (0-{MAX_TTL} seconds)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,3 +158,40 @@ def _keys_show(settings: Settings, args: argparse.Namespace) -> int:
 
     print(with_store(settings, action))
     return 0
+
+
+def _push(settings: Settings, args: argparse.Namespace) -> int:
+    """One message to one reader through the real engine; exit 0 only when it was accepted."""
+    try:
+        message = Message(
+            title=parse_text(args.title, "--title", MAX_TITLE, required=True) or "",
+            url=parse_article_url(args.url, "--url") or "",
+            body=parse_text(args.body, "--body", MAX_BODY_TEXT),
+        )
+        prepared = prepare(message, ttl=args.ttl, urgency=args.urgency)
+    except ApiError as exc:
+        raise CliError(exc.message) from None
+    except PayloadTooLarge as exc:
+        raise CliError(str(exc)) from None
+
+    async def action(store: Store) -> int:
+        sub = await store.get_subscription(args.subscription)
+        if sub is None:
+            raise CliError(f"no subscription with id {args.subscription!r}")
+        keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
+        options = SenderOptions(allow_loopback=settings.allow_http_endpoints)
+        async with Sender(keyring, options) as sender:
+            target = Target(sub.endpoint, sub.p256dh, sub.auth, sub.vapid_key_id)
+            outcome = await sender.send(target, prepared, max_wait=args.wait)
+        await store.record_outcomes([(sub.id, outcome.result.value, outcome.reason)])
+        status = f"HTTP {outcome.status}" if outcome.status else "no answer"
+        plural = "s" if outcome.attempts != 1 else ""
+        print(
+            f"{outcome.result.value}: {status} from {outcome.origin} after "
+            f"{outcome.attempts} attempt{plural} ({outcome.reason})"
+        )
+        if outcome.result is Result.GONE:
+            print("the subscription was removed")
+        return 0 if outcome.result is Result.DELIVERED else 1
+
+    return int(with_store(settings, action))

@@ -34,3 +34,22 @@ def make_client(aiohttp_client):
 @pytest.fixture
 async def client(make_client, settings):
     return await make_client(settings)
+
+
+@pytest.fixture
+async def push_service():
+    from tests.fake_push import FakePushService
+
+    service = await FakePushService().start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture
+async def other_push_service():
+    """A second push-service origin, to show one origin's trouble stalls nobody else."""
+    from tests.fake_push import FakePushService
+
+    service = await FakePushService().start()
+    yield service
+    await service.stop()

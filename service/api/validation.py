@@ -195,3 +195,35 @@ def parse_language(value: Any) -> str | None:
     if not isinstance(value, str) or not LANGUAGE.match(value) or len(value) > 35:
         raise invalid("language", "must be a language tag like en or en-GB")
     return value
+
+
+MAX_TITLE = 300
+MAX_BODY_TEXT = 3000
+MAX_URL = 2048
+
+
+def parse_text(value: Any, field: str, limit: int, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(field, "must be non-empty text" if required else "must be text")
+    if len(value) > limit:
+        raise invalid(field, f"must be at most {limit} characters")
+    return value.strip()
+
+
+def parse_article_url(value: Any, field: str = "url", required: bool = True) -> str | None:
+    """A link readers open: absolute https (a push must never send them to plain http)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL:
+        raise invalid(field, f"must be an https URL of at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise invalid(field, "is not a valid URL") from None
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise invalid(field, "must be an absolute https URL")
+    if any(c.isspace() for c in value):
+        raise invalid(field, "must not contain spaces")
+    return value

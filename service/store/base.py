@@ -64,6 +64,13 @@ class Store(Protocol):
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
         """Subscriptions in id order after `after_id`: page through all readers (export)."""
 
+    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
+        """Write what push services said about subscriptions: (id, result, reason).
+
+        `gone` deletes the subscription; `vapid_rejected` marks it so it is not sent to again
+        until the browser subscribes anew; other failures are noted as its last failure.
+        """
+
     async def count_subscriptions(self) -> int: ...
 
     async def topic_counts(self) -> dict[str, int]: ...

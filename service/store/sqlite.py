@@ -276,6 +276,11 @@ class SQLiteStore:
                     topics[sub_id].append(topic)
         return [subscription_from_row(row, topics[row[0]]) for row in rows]
 
+    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
+        if outcomes:
+            async with self._write() as db:
+                await _write_outcomes(db, outcomes, time.time())
+
     async def count_subscriptions(self) -> int:
         row = await self._one("SELECT COUNT(*) FROM subscriptions")
         return int(row[0]) if row else 0
@@ -304,6 +309,26 @@ def subscription_from_row(row: Any, topics: list[str]) -> Subscription:
         created_at=row[11],
         updated_at=row[12],
     )
+
+
+async def _write_outcomes(
+    db: aiosqlite.Connection, outcomes: list[tuple[int, str, str]], now: float
+) -> None:
+    gone = [(sub_id,) for sub_id, result, _ in outcomes if result == "gone"]
+    rejected = [(reason, now, i) for i, result, reason in outcomes if result == "vapid_rejected"]
+    failed = [
+        (reason, i)
+        for i, result, reason in outcomes
+        if result in ("failed", "rejected", "too_large")
+    ]
+    if gone:
+        await db.executemany("DELETE FROM subscriptions WHERE id=?", gone)
+    if rejected:
+        await db.executemany(
+            "UPDATE subscriptions SET last_failure=?, vapid_rejected_at=? WHERE id=?", rejected
+        )
+    if failed:
+        await db.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
 
 
 def _statements(script: str) -> list[str]:

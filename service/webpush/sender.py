@@ -1,0 +1,302 @@
+"""The aiohttp sender: one shared ClientSession, per-origin limits and backoff, retries.
+
+It knows nothing of the store: it takes a subscriber's endpoint and keys and a message prepared
+once per alert, and returns an Outcome for the caller to write down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from .classify import Result, Verdict, classify
+from .crypto import encrypt
+from .payload import Message, build_payload
+from .vapid import KeyRing, origin_of
+
+URGENCIES = ("very-low", "low", "normal", "high")
+TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+MAX_TTL = 28 * 24 * 3600  # push services cap TTL near four weeks
+
+
+class BlockedAddress(OSError):
+    """The endpoint's host is, or resolves to, an address we must not connect to."""
+
+
+def address_allowed(address: str, allow_loopback: bool) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return allow_loopback
+    return ip.is_global and not ip.is_multicast
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves like aiohttp's default, then drops private, link-local and other non-public
+    addresses, so a subscription endpoint cannot steer us into the internal network."""
+
+    def __init__(self, allow_loopback: bool = False):
+        self._inner = DefaultResolver()
+        self._allow_loopback = allow_loopback
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if address_allowed(r["host"], self._allow_loopback)]
+        if not allowed:
+            raise BlockedAddress(f"{host} resolves only to non-public addresses")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One subscriber, as the sender needs it."""
+
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+    vapid_key_id: str
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """Everything that is the same for every reader of one alert, computed once."""
+
+    plaintext: bytes
+    ttl: int
+    headers: dict[str, str]
+    expires_at: float  # no retry after this: the news is stale and the TTL has passed
+
+
+def prepare(
+    message: Message,
+    *,
+    ttl: int,
+    urgency: str = "normal",
+    topic: str | None = None,
+    created_at: float | None = None,
+) -> PreparedMessage:
+    if not 0 <= ttl <= MAX_TTL:
+        raise ValueError(f"ttl must be 0..{MAX_TTL} seconds")
+    if urgency not in URGENCIES:
+        raise ValueError(f"urgency must be one of {', '.join(URGENCIES)}")
+    if topic is not None and not TOPIC.match(topic):
+        raise ValueError("topic must be 1-32 base64url characters")
+    headers = {
+        "TTL": str(ttl),
+        "Urgency": urgency,
+        "Content-Encoding": "aes128gcm",
+        "Content-Type": "application/octet-stream",
+    }
+    if topic:
+        headers["Topic"] = topic
+    created = time.time() if created_at is None else created_at
+    return PreparedMessage(build_payload(message), ttl, headers, created + ttl)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    reason: str
+    status: int | None = None
+    attempts: int = 0
+    origin: str = ""
+    retry_at: float | None = None  # with Result.RETRY: when the caller should try again
+    accepted_at: float | None = None
+
+
+@dataclass
+class OriginState:
+    """Per push-service origin: a bound on requests in flight and a shared pause."""
+
+    slots: asyncio.Semaphore
+    paused_until: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SenderOptions:
+    per_origin: int = 128
+    connect_timeout: float = 5.0
+    total_timeout: float = 15.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    allow_loopback: bool = False
+
+
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class Sender:
+    """Encrypts, signs and posts one message to one subscriber, retrying as the answer says."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        options: SenderOptions | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ):
+        self.keyring = keyring
+        self.options = options or SenderOptions()
+        self._session = session
+        self._own_session = session is None
+        self._origins: dict[str, OriginState] = {}
+        self.requests = 0
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            opts = self.options
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(opts.allow_loopback),
+                limit=0,  # concurrency is bounded per origin here and by the fan-out
+                limit_per_host=opts.per_origin,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=opts.total_timeout, sock_connect=opts.connect_timeout
+                ),
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    def origin(self, name: str) -> OriginState:
+        state = self._origins.get(name)
+        if state is None:
+            state = OriginState(asyncio.Semaphore(self.options.per_origin))
+            self._origins[name] = state
+        return state
+
+    async def send(
+        self, target: Target, message: PreparedMessage, *, max_wait: float | None = None
+    ) -> Outcome:
+        """Deliver, retrying in-line while the next try is within `max_wait` seconds.
+
+        Past that the Outcome is RETRY with `retry_at`, for the caller to schedule (so a batch
+        never sits behind one throttled origin). No retry ever goes past the message's TTL.
+        """
+        origin = origin_of(target.endpoint)
+        blocked = self._blocked_literal(target.endpoint)
+        if blocked:
+            return Outcome(Result.REJECTED, blocked, origin=origin)
+        signer = self.keyring.signer(target.vapid_key_id)
+        if signer is None:
+            return Outcome(Result.FAILED, f"VAPID key {target.vapid_key_id} is not loaded", None)
+        state = self.origin(origin)
+        loop_started = time.time()
+        wait_limit = loop_started + (max_wait if max_wait is not None else message.ttl)
+        attempt = 0
+        verdict = Verdict(Result.FAILED, "not sent")
+        status: int | None = None
+        while True:
+            now = time.time()
+            if state.paused_until > now:
+                if state.paused_until > min(wait_limit, message.expires_at):
+                    return self._later(
+                        state.paused_until, verdict, status, attempt, origin, message
+                    )
+                await asyncio.sleep(state.paused_until - now)
+            attempt += 1
+            body = encrypt(message.plaintext, target.p256dh, target.auth)
+            headers = dict(message.headers, Authorization=signer.authorization(origin))
+            async with state.slots:
+                status, verdict = await self._post(target.endpoint, body, headers)
+            state.stats[verdict.result] = state.stats.get(verdict.result, 0) + 1
+            if verdict.result is not Result.RETRY:
+                accepted = time.time() if verdict.result is Result.DELIVERED else None
+                return Outcome(
+                    verdict.result, verdict.reason, status, attempt, origin, None, accepted
+                )
+            delay = verdict.retry_after
+            if delay is None:
+                delay = self._backoff(attempt)
+            retry_at = time.time() + delay
+            if verdict.slow_origin:
+                state.paused_until = max(state.paused_until, retry_at)
+            if attempt >= self.options.max_attempts or retry_at > message.expires_at:
+                reason = f"gave up after {attempt} attempts: {verdict.reason}"
+                return Outcome(Result.FAILED, reason, status, attempt, origin)
+            if retry_at > wait_limit:
+                return self._later(retry_at, verdict, status, attempt, origin, message)
+            await asyncio.sleep(delay)
+
+    def _later(
+        self,
+        when: float,
+        verdict: Verdict,
+        status: int | None,
+        attempts: int,
+        origin: str,
+        message: PreparedMessage,
+    ) -> Outcome:
+        if when > message.expires_at:
+            return Outcome(Result.FAILED, f"TTL passed: {verdict.reason}", status, attempts, origin)
+        return Outcome(Result.RETRY, verdict.reason, status, attempts, origin, when)
+
+    async def _post(
+        self, endpoint: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, Verdict]:
+        self.requests += 1
+        try:
+            async with self.session.post(
+                endpoint, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                answer = await resp.content.read(1024)
+                return resp.status, classify(resp.status, dict(resp.headers), answer)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(getattr(exc, "os_error", None), BlockedAddress):
+                return None, Verdict(Result.REJECTED, str(exc.os_error))
+            return None, Verdict(Result.RETRY, f"cannot connect: {exc.os_error or exc}")
+        except TimeoutError:
+            return None, Verdict(Result.RETRY, "timed out")
+        except NETWORK_ERRORS as exc:
+            return None, Verdict(Result.RETRY, f"network error: {type(exc).__name__}: {exc}")
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _blocked_literal(self, endpoint: str) -> str | None:
+        """aiohttp skips the resolver for IP literals, so check those here."""
+        host = (urlsplit(endpoint).hostname or "").strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if address_allowed(host, self.options.allow_loopback):
+            return None
+        return f"{host} is not a public address"
+
+    def origin_stats(self) -> dict[str, Any]:
+        return {name: dict(state.stats) for name, state in self._origins.items()}

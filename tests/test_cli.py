@@ -1,0 +1,190 @@
+"""The `pushdesk` command, run as a real process against the test's SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from service.config import Settings
+from service.store import open_store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHDESK_")}
+    env.update(
+        PUSHDESK_DATABASE=settings.database,
+        PUSHDESK_KEYS_DIR=str(settings.keys_dir),
+        PUSHDESK_VAPID_SUBJECT=settings.vapid_subject,
+        PUSHDESK_ALLOW_HTTP_ENDPOINTS="true" if settings.allow_http_endpoints else "false",
+    )
+    env.update(extra)
+    return env
+
+
+async def pushdesk(settings: Settings, *args: str, **env: str) -> Run:
+    """Run the CLI without blocking the loop (the fake push service lives in it)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env=env_for(settings, **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def subscribe(client, push_service, **prefs):
+    endpoint, keys = push_service.subscribe()
+    body = {"subscription": keys.subscription_json(endpoint), **prefs}
+    created = await (await client.post("/api/subscriptions", json=body)).json()
+    return created["id"], endpoint
+
+
+async def test_push_delivers_one_message_through_the_engine(client, settings, push_service):
+    sub_id, endpoint = await subscribe(client, push_service)
+    run = await pushdesk(
+        settings,
+        "push",
+        sub_id,
+        "--title",
+        "Test alert",
+        "--url",
+        "https://news.example/t",
+        "--body",
+        "Hello reader",
+    )
+    assert run.code == 0, run.err
+    assert run.out.startswith("delivered: HTTP 201 from http://127.0.0.1:")
+    assert push_service.messages(endpoint) == [
+        {"title": "Test alert", "body": "Hello reader", "url": "https://news.example/t"}
+    ]
+
+
+async def test_push_to_a_gone_reader_removes_them(client, settings, push_service):
+    sub_id, endpoint = await subscribe(client, push_service)
+    push_service.unsubscribe(endpoint)
+    run = await pushdesk(settings, "push", sub_id, "--title", "T", "--url", "https://n.example/")
+    assert run.code == 1
+    assert run.out.startswith("gone: HTTP 410") and "removed" in run.out
+    store = await open_store(settings.database)
+    try:
+        assert await store.get_subscription(sub_id) is None
+    finally:
+        await store.close()
+
+
+async def test_push_retries_a_throttled_service_and_reports_rejections(
+    client, settings, push_service
+):
+    sub_id, endpoint = await subscribe(client, push_service)
+    push_service.script(endpoint, (429, {"Retry-After": "1"}))
+    run = await pushdesk(settings, "push", sub_id, "--title", "T", "--url", "https://n.example/")
+    assert run.code == 0 and "after 2 attempts" in run.out
+
+    push_service.script(endpoint, (403, {}))
+    run = await pushdesk(settings, "push", sub_id, "--title", "T", "--url", "https://n.example/")
+    assert run.code == 1 and run.out.startswith("vapid_rejected: HTTP 403")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["push", "nosuch", "--title", "T", "--url", "https://n.example/"], "no subscription"),
+        (["push", "x", "--title", "T", "--url", "http://n.example/"], "--url: must be"),
+        (["push", "x", "--title", " ", "--url", "https://n.example/"], "--title: must be"),
+        (["push", "x", "--title", "T", "--url", "https://n.example/", "--ttl", "-5"], "ttl"),
+        (["push", "x", "--title", "T"], "required"),
+        (["push", "x", "--title", "T", "--url", "https://n/", "--urgency", "now"], "urgency"),
+        (["frobnicate"], "invalid choice"),
+        (["serve", "--port", "http"], "invalid port"),
+    ],
+)
+async def test_bad_arguments_give_one_line_and_a_non_zero_exit(client, settings, args, message):
+    run = await pushdesk(settings, *args)
+    assert run.code != 0
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pushdesk: ") and message in lines[0]
+    assert "Traceback" not in run.err
+
+
+async def test_config_problems_are_all_reported(settings):
+    run = await pushdesk(
+        settings,
+        "keys",
+        "show",
+        PUSHDESK_PORT="eighty",
+        PUSHDESK_VAPID_SUBJECT="mailto: <desk@example.com>",
+        PUSHDESK_RATE_LIMIT="lots",
+        PUSHDESK_DATABASE="mysql://x",
+    )
+    assert run.code == 2
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("pushdesk: config: ") for line in lines)
+    assert any("PUSHDESK_PORT" in line for line in lines)
+    assert any("PUSHDESK_VAPID_SUBJECT" in line for line in lines)
+
+
+async def test_config_file_is_read_and_environment_wins(settings, tmp_path):
+    config = tmp_path / "pushdesk.toml"
+    config.write_text('vapid_subject = "https://news.example/contact"\nnonsense = 1\n')
+    run = await pushdesk(settings, "--config", str(config), "keys", "show")
+    assert run.code == 2 and "unknown setting 'nonsense'" in run.err
+    config.write_text('log_level = "debug"\n')
+    run = await pushdesk(settings, "--config", str(config), "keys", "generate")
+    assert run.code == 0
+    missing = await pushdesk(settings, "--config", str(tmp_path / "nope.toml"), "keys", "show")
+    assert missing.code == 2 and "does not exist" in missing.err
+
+
+async def test_keys_generate_show_and_replace(settings):
+    shown = await pushdesk(settings, "keys", "show")
+    assert shown.code == 1 and "no VAPID key yet" in shown.err
+    made = await pushdesk(settings, "keys", "generate")
+    assert made.code == 0
+    key_id, public = made.out.split()
+    assert (settings.keys_dir / f"{key_id}.pem").stat().st_mode & 0o777 == 0o600
+    assert (await pushdesk(settings, "keys", "show")).out.strip() == public
+    again = await pushdesk(settings, "keys", "generate")
+    assert again.code == 1 and "--force" in again.err
+    forced = await pushdesk(settings, "keys", "generate", "--force")
+    assert forced.code == 0 and forced.out.split()[1] != public
+    assert (await pushdesk(settings, "keys", "show")).out.strip() == forced.out.split()[1]
+    store = await open_store(settings.database)
+    try:
+        statuses = {k.id: k.status for k in await store.list_vapid_keys()}
+    finally:
+        await store.close()
+    assert statuses == {key_id: "retiring", forced.out.split()[0]: "active"}
+
+
+async def test_a_key_file_readable_by_others_is_refused_at_start(client, settings, push_service):
+    sub_id, _ = await subscribe(client, push_service)
+    [key_file] = settings.keys_dir.glob("*.pem")
+    key_file.chmod(0o644)
+    run = await pushdesk(settings, "push", sub_id, "--title", "T", "--url", "https://n.example/")
+    assert run.code == 1 and "readable by others" in run.err and "chmod 600" in run.err
+    serve = await pushdesk(settings, "serve", "--port", str(free_port()))
+    assert serve.code == 1 and "readable by others" in serve.err
+    assert "Traceback" not in serve.err

@@ -1,0 +1,318 @@
+"""The delivery engine: encryption, payload, VAPID and the sender against a fake push service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import http_ece
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from service.webpush.classify import Result, parse_retry_after
+from service.webpush.crypto import MAX_PLAINTEXT, encrypt
+from service.webpush.encoding import b64url_decode, b64url_encode
+from service.webpush.payload import Message, PayloadTooLarge, build_payload
+from service.webpush.sender import PreparedMessage, Sender, SenderOptions, Target, prepare
+from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
+from tests.helpers import BrowserKeys
+
+# RFC 8291 Appendix A
+V = {
+    "plaintext": "V2hlbiBJIGdyb3cgdXAsIEkgd2FudCB0byBiZSBhIHdhdGVybWVsb24",
+    "as_private": "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
+    "ua_public": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6"
+    "SRpkNtoIAiw4",
+    "ua_private": "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94",
+    "salt": "DGv6ra1nlYgDCS1FRnbzlw",
+    "auth_secret": "BTBZMqHH6r4Tts7J_aSIgg",
+    "body": "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLoc"
+    "InmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNW"
+    "QexSgSxsj_Qulcy4a-fN",
+}
+
+
+def private_key(b64: str) -> ec.EllipticCurvePrivateKey:
+    return ec.derive_private_key(int.from_bytes(b64url_decode(b64), "big"), ec.SECP256R1())
+
+
+def test_encryption_reproduces_rfc8291_appendix_a_byte_for_byte():
+    body = encrypt(
+        b64url_decode(V["plaintext"]),
+        b64url_decode(V["ua_public"]),
+        b64url_decode(V["auth_secret"]),
+        salt=b64url_decode(V["salt"]),
+        as_private=private_key(V["as_private"]),
+    )
+    assert b64url_encode(body) == V["body"]
+    assert len(body) == 144
+
+
+def test_fresh_messages_decrypt_with_http_ece_and_never_repeat_salt_or_key():
+    ua = private_key(V["ua_private"])
+    auth = b64url_decode(V["auth_secret"])
+    bodies = [encrypt(b"hello", b64url_decode(V["ua_public"]), auth) for _ in range(3)]
+    for body in bodies:
+        assert http_ece.decrypt(body, private_key=ua, auth_secret=auth) == b"hello"
+    assert len({b[:16] for b in bodies}) == 3  # salt
+    assert len({b[21:86] for b in bodies}) == 3  # sender's ephemeral public key
+    with pytest.raises(ValueError):
+        encrypt(b"x" * (MAX_PLAINTEXT + 1), b64url_decode(V["ua_public"]), auth)
+    full = encrypt(b"x" * MAX_PLAINTEXT, b64url_decode(V["ua_public"]), auth)
+    assert len(full) == 4096
+
+
+def test_payload_keeps_fields_and_leaves_absent_ones_out():
+    data = json.loads(build_payload(Message(title="T", url="https://n.example/a", alert_id="a1")))
+    assert data == {"title": "T", "url": "https://n.example/a", "alertId": "a1"}
+
+
+def test_payload_shortens_body_first_then_title_and_never_the_url():
+    url = "https://news.example/" + "a" * 200
+    long = Message(title="Headline " * 50, url=url, body="Über " * 2000, tag="t")
+    data = build_payload(long)
+    assert len(data) <= MAX_PLAINTEXT
+    decoded = json.loads(data)
+    assert decoded["url"] == url and decoded["title"] == long.title
+    assert decoded["body"].endswith("…") and len(decoded["body"]) > 100
+
+    huge_title = Message(title="Ж" * 5000, url=url, body="b" * 5000)
+    decoded = json.loads(build_payload(huge_title))
+    assert decoded["body"] == "…" and decoded["title"].endswith("…")
+    assert decoded["url"] == url
+
+    with pytest.raises(PayloadTooLarge):
+        build_payload(Message(title="t", url="https://n.example/" + "u" * 4000))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("120", 120.0), ("0", 0.0), (None, None), ("soon", None), ("-1", None)]
+)
+def test_retry_after_parsing(value, expected):
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
+
+
+# -- the sender against the fake push service -----------------------------------------------
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> KeyRing:
+    key_id, _ = generate_key_file(tmp_path)
+    signer = VapidSigner(key_id, load_key_file(tmp_path, key_id), "mailto:desk@example.com")
+    return KeyRing({key_id: signer}, key_id)
+
+
+def fast_options(**changes) -> SenderOptions:
+    options = SenderOptions(allow_loopback=True, backoff_base=0.02, backoff_cap=0.1)
+    for name, value in changes.items():
+        setattr(options, name, value)
+    return options
+
+
+@pytest.fixture
+async def sender(keyring):
+    async with Sender(keyring, fast_options()) as sender:
+        yield sender
+
+
+def target_for(endpoint: str, keys, keyring: KeyRing) -> Target:
+    return Target(endpoint, keys.p256dh, keys.auth, keyring.active_id)
+
+
+def message(ttl: int = 600, **fields) -> PreparedMessage:
+    msg = Message(title=fields.pop("title", "Breaking"), url="https://news.example/story", **fields)
+    return prepare(msg, ttl=ttl, urgency="high", topic="alert123")
+
+
+async def test_delivered_message_is_decrypted_with_the_right_headers(sender, push_service, keyring):
+    endpoint, keys = push_service.subscribe()
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message(body="Details"))
+    assert outcome.result is Result.DELIVERED and outcome.status == 201 and outcome.attempts == 1
+    [received] = push_service.received[endpoint.rsplit("/", 1)[1]]
+    assert received.payload == {
+        "title": "Breaking",
+        "body": "Details",
+        "url": "https://news.example/story",
+    }
+    assert received.headers["TTL"] == "600" and received.headers["Urgency"] == "high"
+    assert received.headers["Topic"] == "alert123"
+    assert received.headers["Authorization"].startswith("vapid t=")
+
+
+async def test_vapid_is_signed_once_per_origin(sender, push_service, other_push_service, keyring):
+    msg = message()
+    subs = [push_service.subscribe() for _ in range(10)] + [
+        other_push_service.subscribe() for _ in range(10)
+    ]
+    outcomes = await asyncio.gather(*(sender.send(target_for(e, k, keyring), msg) for e, k in subs))
+    assert {o.result for o in outcomes} == {Result.DELIVERED}
+    assert keyring.active.signatures == 2
+    assert len(push_service.vapid_tokens) == 1 and len(other_push_service.vapid_tokens) == 1
+
+
+async def test_token_is_renewed_before_it_expires(keyring):
+    signer = keyring.active
+    now = time.time()
+    first = signer.authorization("https://push.example", now)
+    assert signer.authorization("https://push.example", now + 3600) == first
+    assert signer.authorization("https://push.example", now + 11.5 * 3600) != first
+    assert signer.signatures == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "result"),
+    [
+        ((410, {}), Result.GONE),
+        ((404, {}), Result.GONE),
+        ((413, {}), Result.TOO_LARGE),
+        ((400, {}), Result.REJECTED),
+        ((401, {}), Result.VAPID_REJECTED),
+        ((403, {}), Result.VAPID_REJECTED),
+    ],
+)
+async def test_final_answers_are_classified_without_retry(
+    sender, push_service, keyring, script, result
+):
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, script)
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is result and outcome.attempts == 1
+    assert outcome.status == script[0] and outcome.reason == "scripted (errno 999)"
+    assert push_service.statuses(endpoint) == [script[0]]
+
+
+async def test_unsubscribed_endpoint_is_gone(sender, push_service, keyring):
+    endpoint, keys = push_service.subscribe()
+    push_service.unsubscribe(endpoint)
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.GONE and outcome.status == 410
+
+
+async def test_vapid_key_mismatch_is_rejected_with_the_services_reason(
+    sender, push_service, keyring
+):
+    endpoint, keys = push_service.subscribe(bound_key="B" + "A" * 86)
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.VAPID_REJECTED and outcome.status == 403
+    assert "VapidPkHashMismatch" in outcome.reason
+
+
+async def test_5xx_bursts_and_dropped_connections_are_retried(sender, push_service, keyring):
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, (500, {}), "drop", (503, {}))
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.DELIVERED and outcome.attempts == 4
+    assert len(push_service.messages(endpoint)) == 1
+
+
+async def test_retries_stop_after_max_attempts(keyring, push_service):
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, *[(500, {})] * 10)
+    async with Sender(keyring, fast_options(max_attempts=3)) as sender:
+        outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.FAILED and outcome.attempts == 3
+    assert "gave up after 3 attempts" in outcome.reason
+    assert push_service.messages(endpoint) == []
+
+
+async def test_slow_service_times_out_and_is_retried(keyring, push_service):
+    endpoint, keys = push_service.subscribe()
+    push_service.slow_seconds = 1.0
+    push_service.script(endpoint, "slow")
+    async with Sender(keyring, fast_options(total_timeout=0.3)) as sender:
+        outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.DELIVERED and outcome.attempts == 2
+
+
+async def test_429_honours_retry_after_and_slows_only_that_origin(
+    sender, push_service, other_push_service, keyring
+):
+    throttled, keys = push_service.subscribe()
+    neighbour, neighbour_keys = push_service.subscribe()
+    elsewhere, elsewhere_keys = other_push_service.subscribe()
+    push_service.script(throttled, (429, {"Retry-After": "1"}))
+    started = time.monotonic()
+    first = await sender.send(target_for(throttled, keys, keyring), message())
+    assert first.result is Result.DELIVERED and first.attempts == 2
+    assert time.monotonic() - started >= 0.95
+
+    push_service.script(throttled, (429, {"Retry-After": "1"}))
+    throttled_task = asyncio.create_task(
+        sender.send(target_for(throttled, keys, keyring), message())
+    )
+    await asyncio.sleep(0.2)  # the 429 has arrived: the origin is paused for a second
+    started = time.monotonic()
+    other = await sender.send(target_for(elsewhere, elsewhere_keys, keyring), message())
+    other_took = time.monotonic() - started
+    same = await sender.send(target_for(neighbour, neighbour_keys, keyring), message())
+    same_took = time.monotonic() - started
+    await throttled_task
+    assert other.result is same.result is Result.DELIVERED
+    assert other_took < 0.5  # another push service is not held up
+    assert same_took >= 0.6  # the throttled origin waits out its Retry-After
+
+
+async def test_retry_after_beyond_what_the_caller_waits_is_handed_back(
+    sender, push_service, keyring
+):
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, (429, {"Retry-After": "30"}))
+    before = time.time()
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message(), max_wait=1)
+    assert outcome.result is Result.RETRY and outcome.attempts == 1
+    assert outcome.retry_at is not None and outcome.retry_at >= before + 29
+
+
+async def test_no_retry_beyond_the_messages_ttl(sender, push_service, keyring):
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, (503, {"Retry-After": "120"}))
+    outcome = await sender.send(target_for(endpoint, keys, keyring), message(ttl=60))
+    assert outcome.result is Result.FAILED and outcome.attempts == 1
+    assert "gave up" in outcome.reason or "TTL" in outcome.reason
+
+
+async def test_connection_refused_is_retried_then_fails(keyring):
+    async with Sender(keyring, fast_options(max_attempts=2)) as sender:
+        target = target_for("http://127.0.0.1:9/push/x", BrowserKeys.generate(), keyring)
+        outcome = await sender.send(target, message())
+    assert outcome.result is Result.FAILED and outcome.attempts == 2
+    assert "cannot connect" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://10.1.2.3/push/x",
+        "https://192.168.0.1/push/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/push/x",
+        "https://127.0.0.1/push/x",
+        "https://localhost:9/push/x",
+    ],
+)
+async def test_private_and_loopback_addresses_are_refused_before_connecting(keyring, endpoint):
+    async with Sender(keyring, fast_options(allow_loopback=False)) as sender:
+        outcome = await sender.send(
+            target_for(endpoint, BrowserKeys.generate(), keyring), message()
+        )
+    assert outcome.result is Result.REJECTED
+    assert "not a public address" in outcome.reason or "non-public" in outcome.reason
+    assert sender.requests <= 1
+
+
+def test_prepare_refuses_bad_headers():
+    msg = Message(title="t", url="https://n.example/")
+    with pytest.raises(ValueError):
+        prepare(msg, ttl=-1)
+    with pytest.raises(ValueError):
+        prepare(msg, ttl=60, urgency="urgent")
+    with pytest.raises(ValueError):
+        prepare(msg, ttl=60, topic="has spaces")
+    with pytest.raises(ValueError):
+        prepare(msg, ttl=60, topic="x" * 33)
