@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from .api import setup_api
 from .api.errors import error_middleware
 from .api.http import cors_middleware, security_headers
-from .api.state import KEYRING, SETTINGS, STORE
+from .api.state import KEYRING, SETTINGS, STORE, WAKE_WORKERS
 from .config import Settings
-from .store import open_store
+from .fanout import FanoutWorker, WorkerOptions
+from .store import Store, open_store
 from .vapid_keys import load_keyring
 from .web import setup_web
+from .webpush.sender import Sender, SenderOptions
 
 MAX_BODY = 64 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        middlewares=[cors_middleware, error_middleware],
-        client_max_size=MAX_BODY,
-    )
+@dataclass
+class Runtime:
+    """How this process takes part in the fan-out (tests tune these)."""
+
+    embedded_worker: bool = True
+    worker: WorkerOptions = field(default_factory=WorkerOptions)
+    sender: SenderOptions | None = None
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+WORKER = web.AppKey("worker", FanoutWorker)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
+    app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app[RUNTIME] = runtime or Runtime()
+    app[WAKE_WORKERS] = lambda: None
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
+    app.cleanup_ctx.append(_embedded_worker)
     setup_api(app)
     setup_web(app)
     return app
@@ -40,5 +58,49 @@ async def _store_and_keys(app: web.Application) -> AsyncIterator[None]:
             store, settings.keys_dir, settings.vapid_subject, create_first=True
         )
         yield
+    finally:
+        await store.close()
+
+
+def sender_options(settings: Settings, runtime: Runtime) -> SenderOptions:
+    return runtime.sender or SenderOptions(allow_loopback=settings.allow_http_endpoints)
+
+
+async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
+    """The embedded default: one fan-out worker in the API's own event loop."""
+    runtime = app[RUNTIME]
+    if not runtime.embedded_worker:
+        yield
+        return
+    sender = Sender(app[KEYRING], sender_options(app[SETTINGS], runtime))
+    worker = FanoutWorker(app[STORE], sender, runtime.worker)
+    app[WORKER] = worker
+    app[WAKE_WORKERS] = worker.wake
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await sender.close()
+
+
+async def run_workers(
+    settings: Settings, stop: asyncio.Event, options: WorkerOptions | None = None
+) -> None:
+    """`pushdesk worker`: fan-out workers alone, on any machine that reaches the database."""
+    store: Store = await open_store(settings.database)
+    try:
+        keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
+        async with Sender(
+            keyring, SenderOptions(allow_loopback=settings.allow_http_endpoints)
+        ) as s:
+            await FanoutWorker(store, s, options).run(stop)
     finally:
         await store.close()

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
+import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .api.errors import ApiError
 from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_text
 from .config import ConfigError, Settings, load_settings
+from .errors import CliError
 from .store import Store, StoreError, open_store
+from .tokens import hash_secret, new_secret
 from .vapid_keys import create_key, load_keyring
 from .webpush.classify import Result
 from .webpush.payload import Message, PayloadTooLarge
@@ -20,10 +25,6 @@ from .webpush.sender import MAX_TTL, URGENCIES, Sender, SenderOptions, Target, p
 from .webpush.vapid import VapidKeyError
 
 EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A one-line message for the operator."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +66,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=_seconds, default=60.0, help="longest in-line retry wait (default 60 s)"
     )
     push.set_defaults(run=_push)
+
+    editors = commands.add_parser("editors", help="editors' API keys").add_subparsers(
+        dest="editors_command", required=True, parser_class=_Parser
+    )
+    add = editors.add_parser("add", help="create an editor; prints the API key once")
+    add.add_argument("name")
+    add.set_defaults(run=_editors_add)
+    editors.add_parser("list", help="list editors").set_defaults(run=_editors_list)
+    revoke = editors.add_parser("revoke", help="revoke an editor's key")
+    revoke.add_argument("name")
+    revoke.set_defaults(run=_editors_revoke)
+
+    worker = commands.add_parser("worker", help="run fan-out workers only")
+    worker.add_argument("--concurrency", type=_positive, help="messages in flight (default 256)")
+    worker.set_defaults(run=_worker)
+
+    send = commands.add_parser("send", help="push an alert through a running service")
+    send.add_argument("--title", required=True)
+    send.add_argument("--url", required=True)
+    send.add_argument("--topic", action="append", dest="topics", metavar="ID")
+    send.add_argument("--body")
+    send.add_argument("--icon")
+    send.add_argument("--image")
+    send.add_argument("--ttl", type=_ttl)
+    send.add_argument("--urgency", choices=URGENCIES)
+    send.add_argument("--ignore-quiet-hours", action="store_true")
+    send.add_argument("--force", action="store_true", help="send even if a duplicate")
+    send.add_argument("--dry-run", action="store_true", help="only count the audience")
+    send.add_argument("--idempotency-key")
+    send.add_argument("--wait", action="store_true", help="show progress until done")
+    send.set_defaults(run=_send)
     return parser
 
 
@@ -77,6 +109,12 @@ def _port(text: str) -> int:
 def _ttl(text: str) -> int:
     if not text.isdigit() or int(text) > MAX_TTL:
         raise argparse.ArgumentTypeError(f"invalid ttl {text!r} (0-{MAX_TTL} seconds)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10000:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r} (1-10000)")
     return int(text)
 
 
@@ -195,3 +233,81 @@ def _push(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if outcome.result is Result.DELIVERED else 1
 
     return int(with_store(settings, action))
+
+
+EDITOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def _editors_add(settings: Settings, args: argparse.Namespace) -> int:
+    if not EDITOR_NAME.match(args.name):
+        raise CliError("editor names are 1-64 of letters, digits and . _ @ -")
+    key = new_secret()
+
+    async def action(store: Store) -> bool:
+        return await store.add_editor(args.name, hash_secret(key))
+
+    if not with_store(settings, action):
+        raise CliError(f"an editor named {args.name!r} exists already")
+    print(f"editor {args.name} added; their API key (shown once, keep it safe):")
+    print(key)
+    return 0
+
+
+def _editors_list(settings: Settings, args: argparse.Namespace) -> int:
+    editors = with_store(settings, lambda store: store.list_editors())
+    for name, created, revoked in editors:
+        state = "revoked " + _date(revoked) if revoked else "active"
+        print(f"{name}\tadded {_date(created)}\t{state}")
+    return 0
+
+
+def _date(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+def _editors_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    if not with_store(settings, lambda store: store.revoke_editor(args.name)):
+        raise CliError(f"no active editor named {args.name!r}")
+    print(f"editor {args.name} revoked")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from .app import run_workers
+    from .fanout import WorkerOptions
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    options = WorkerOptions(concurrency=args.concurrency or settings.worker_concurrency)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_workers(settings, stop, options)
+
+    asyncio.run(run())
+    return 0
+
+
+def _send(settings: Settings, args: argparse.Namespace) -> int:
+    from .editor_client import EditorClient, send_alert
+
+    body: dict[str, Any] = {"title": args.title, "url": args.url}
+    optional = {
+        "topics": args.topics,
+        "body": args.body,
+        "icon": args.icon,
+        "image": args.image,
+        "ttl": args.ttl,
+        "urgency": args.urgency,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if args.ignore_quiet_hours:
+        body["respectQuietHours"] = False
+    if args.force:
+        body["force"] = True
+    if args.dry_run:
+        body["dryRun"] = True
+    client = EditorClient.from_environment()
+    return asyncio.run(send_alert(client, body, args.idempotency_key, args.wait))

@@ -53,3 +53,25 @@ async def other_push_service():
     service = await FakePushService().start()
     yield service
     await service.stop()
+
+
+def fast_runtime(**worker):
+    """Embedded worker tuned for tests: short polls, small batches, quick retries."""
+    from service.app import Runtime
+    from service.fanout import WorkerOptions
+    from service.webpush.sender import SenderOptions
+
+    options = {"poll_interval": 0.05, "batch_size": 100, "inline_wait": 0.5, **worker}
+    return Runtime(
+        worker=WorkerOptions(**options),
+        sender=SenderOptions(allow_loopback=True, backoff_base=0.01, backoff_cap=0.05),
+    )
+
+
+@pytest.fixture
+async def desk(aiohttp_client, settings):
+    """The app with a fast embedded worker, and an editor key for it."""
+    from tests.newsroom import Newsroom
+
+    client = await aiohttp_client(create_app(settings, fast_runtime()))
+    return await Newsroom.open(client)

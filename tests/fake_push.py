@@ -64,6 +64,7 @@ class FakePushService:
         self.scripts: dict[str, list[Any]] = defaultdict(list)
         self.vapid_tokens: set[str] = set()
         self.slow_seconds = 2.0
+        self.delay = 0.0  # added to every answer: a slow push service
         self.app = web.Application()
         self.app.router.add_post("/push/{id}", self.handle)
         self._runner: web.AppRunner | None = None
@@ -107,6 +108,8 @@ class FakePushService:
     # -- the push endpoint ---------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         endpoint_id = request.match_info["id"]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         response = await self._answer(request, endpoint_id)
         self.requests.append((endpoint_id, response.status))
         return response

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import readers
+from . import alerts, readers
 
 
 def setup_api(app: web.Application) -> None:
     app.add_routes(readers.routes)
+    app.add_routes(alerts.routes)

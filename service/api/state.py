@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from ..config import Settings
@@ -11,3 +13,5 @@ from ..webpush.vapid import KeyRing
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 KEYRING = web.AppKey("keyring", KeyRing)
+# Called after an alert is stored, so in-process workers start without waiting for a poll.
+WAKE_WORKERS = web.AppKey("wake_workers", Callable[[], None])

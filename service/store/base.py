@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .models import NewSubscription, Subscription, VapidKeyRecord
+from .models import (
+    Alert,
+    AlertCreation,
+    Checkpoint,
+    DueDelivery,
+    NewAlert,
+    NewSubscription,
+    Recipient,
+    Settlement,
+    Shard,
+    Subscription,
+    VapidKeyRecord,
+)
+
+# (lo, hi) of all subscription ids -> the (lo, hi] ranges of an alert's shards
+RangeSplitter = Callable[[int, int], list[tuple[int, int]]]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -18,7 +34,9 @@ class EndpointTaken(StoreError):
     """The endpoint already belongs to another subscription."""
 
 
-class Store(Protocol):
+class ReaderStore(Protocol):
+    """Subscriptions, preferences and VAPID key records."""
+
     async def migrate(self) -> None:
         """Apply pending schema migrations; safe to call from several processes at once."""
 
@@ -43,6 +61,9 @@ class Store(Protocol):
         On update only the preference keys present in `new.preferences` change, the keys and
         the token hash are replaced.
         """
+
+    async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
+        """Bulk add (created, updated): readers moving from another provider, benchmarks."""
 
     async def get_subscription(self, public_id: str) -> Subscription | None: ...
 
@@ -74,6 +95,72 @@ class Store(Protocol):
     async def count_subscriptions(self) -> int: ...
 
     async def topic_counts(self) -> dict[str, int]: ...
+
+
+class AlertStore(Protocol):
+    """Editors, alerts, and the fan-out's shared work queue."""
+
+    async def add_editor(self, name: str, key_hash: bytes) -> bool:
+        """False when the name is taken."""
+
+    async def list_editors(self) -> list[tuple[str, float, float | None]]: ...
+
+    async def revoke_editor(self, name: str) -> bool: ...
+
+    async def editor_for_key(self, key_hash: bytes) -> str | None: ...
+
+    async def count_audience(self, topics: list[str]) -> int: ...
+
+    async def create_alert(
+        self,
+        new: NewAlert,
+        audience: int,
+        *,
+        idempotency_window: float,
+        duplicate_window: float | None,
+    ) -> AlertCreation:
+        """Atomically: replay an idempotent request, refuse a duplicate, or store a new alert."""
+
+    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None: ...
+
+    async def get_alert(self, public_id: str) -> Alert | None: ...
+
+    async def get_alert_by_id(self, alert_id: int) -> Alert | None: ...
+
+    async def list_alerts(self, limit: int) -> list[Alert]: ...
+
+    async def cancel_alert(self, public_id: str) -> Alert | None: ...
+
+    async def plan_next_alert(self, split: RangeSplitter) -> Alert | None: ...
+
+    async def claim_shard(self, owner: str, lease: float) -> Shard | None:
+        """A queued shard, or one whose lease expired (its worker died); None when idle."""
+
+    async def recipients(
+        self, topics: list[str], after: int, upto: int, limit: int
+    ) -> list[Recipient]: ...
+
+    async def daily_counts(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]: ...
+
+    async def checkpoint(self, cp: Checkpoint, owner: str, lease: float) -> str | None: ...
+
+    async def finish_shard(self, shard: Shard, owner: str) -> bool: ...
+
+    async def release_shard(self, shard: Shard, owner: str) -> None: ...
+
+    async def claim_due(
+        self, owner: str, now: float, limit: int, lease: float
+    ) -> list[DueDelivery]: ...
+
+    async def settle(self, owner: str, settlements: list[Settlement]) -> None: ...
+
+    async def pending_work(self) -> dict[str, int]: ...
+
+    async def next_due_time(self) -> float | None: ...
+
+
+class Store(ReaderStore, AlertStore, Protocol):
+    """Everything the service needs from a database: SQLite and PostgreSQL implement it."""
 
 
 def migration_files(dialect: str) -> list[tuple[int, str, str]]:

@@ -71,3 +71,145 @@ class VapidKeyRecord:
     public_key: str
     status: str  # active | retiring | retired
     created_at: float
+
+
+COUNT_FIELDS = ("audience", "sent", "delivered", "removed", "failed", "skipped", "deferred")
+ALERT_STATUSES = ("queued", "sending", "done", "cancelled", "failed")
+
+
+@dataclass
+class Alert:
+    id: int
+    public_id: str
+    title: str
+    url: str
+    body: str | None
+    icon: str | None
+    image: str | None
+    topics: list[str]
+    ttl: int
+    urgency: str
+    respect_quiet_hours: bool
+    editor: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    counts: dict[str, int]
+    error: str | None = None
+    first_response: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.public_id,
+            "title": self.title,
+            "url": self.url,
+            "body": self.body,
+            "icon": self.icon,
+            "image": self.image,
+            "topics": self.topics,
+            "ttl": self.ttl,
+            "urgency": self.urgency,
+            "respectQuietHours": self.respect_quiet_hours,
+            "status": self.status,
+            "counts": dict(self.counts),
+            "createdAt": _iso(self.created_at),
+            "startedAt": _iso(self.started_at),
+            "finishedAt": _iso(self.finished_at),
+            "editor": self.editor,
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    title: str
+    url: str
+    body: str | None
+    icon: str | None
+    image: str | None
+    topics: list[str]
+    ttl: int
+    urgency: str
+    respect_quiet_hours: bool
+    editor: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertCreation:
+    """What create_alert did: made it, replayed an idempotent one, or found a duplicate."""
+
+    alert: Alert
+    outcome: str  # created | replayed | duplicate
+
+
+@dataclass(frozen=True)
+class Shard:
+    id: int
+    alert_id: int
+    lo: int
+    hi: int
+    cursor: int
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A subscriber as the fan-out needs them: keys to send, preferences to apply."""
+
+    id: int
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+    vapid_key_id: str
+    timezone: str
+    quiet_start: int | None
+    quiet_end: int | None
+    max_per_day: int | None
+    vapid_rejected: bool
+
+
+@dataclass
+class Checkpoint:
+    """One batch's results, written in one transaction with the shard's cursor."""
+
+    shard_id: int
+    alert_id: int
+    cursor: int
+    counts: dict[str, int] = field(default_factory=dict)
+    outcomes: list[tuple[int, str, str]] = field(default_factory=list)  # (sub id, result, reason)
+    deferrals: list[tuple[int, float, str]] = field(default_factory=list)  # (sub id, due, reason)
+    daily: list[tuple[int, str]] = field(default_factory=list)  # (sub id, local day) delivered
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A deferred delivery whose time has come (end of quiet hours, or a retry)."""
+
+    alert_id: int
+    reason: str
+    attempts: int
+    recipient: Recipient
+
+
+@dataclass
+class Settlement:
+    """Results of due deliveries: each leaves `deferred` for its final count."""
+
+    alert_id: int
+    subscription_id: int
+    count: str  # delivered | removed | failed | skipped | deferred (rescheduled)
+    outcome: tuple[str, str] | None = None  # (result, reason) for the subscription
+    due_at: float | None = None  # when rescheduled
+    day: str | None = None  # local day, when delivered (daily cap)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -18,12 +19,36 @@ from typing import Any
 import aiosqlite
 
 from ..tokens import new_public_id
-from .base import EndpointTaken, migration_files
-from .models import NewSubscription, QuietHours, Subscription, VapidKeyRecord
+from .base import EndpointTaken, RangeSplitter, migration_files
+from .models import (
+    COUNT_FIELDS,
+    Alert,
+    AlertCreation,
+    Checkpoint,
+    DueDelivery,
+    NewAlert,
+    NewSubscription,
+    QuietHours,
+    Recipient,
+    Settlement,
+    Shard,
+    Subscription,
+    VapidKeyRecord,
+)
 
 SUBSCRIPTION_COLUMNS = (
     "id, public_id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, "
     "max_per_day, language, created_at, updated_at"
+)
+ALERT_COLUMNS = (
+    "id, public_id, title, url, body, icon, image, topics, ttl, urgency, respect_quiet_hours, "
+    "editor, status, created_at, started_at, finished_at, error, first_response, "
+    + ", ".join(COUNT_FIELDS)
+)
+ALERT_CREATED = 13
+RECIPIENT_COLUMNS = (
+    "id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, max_per_day, "
+    "vapid_rejected_at"
 )
 BUSY_TIMEOUT_MS = 10_000
 
@@ -159,14 +184,10 @@ class SQLiteStore:
                 )
                 sub_id, created = cur.lastrowid, True
                 prefs = {"topics": list(new.default_topics), **new.preferences}
+                await self._apply_preferences(db, sub_id, prefs, now)
             else:
-                sub_id, created, prefs = row[0], False, new.preferences
-                await db.execute(
-                    "UPDATE subscriptions SET p256dh=?, auth=?, vapid_key_id=?, token_hash=?, "
-                    "updated_at=?, vapid_rejected_at=NULL, last_failure=NULL WHERE id=?",
-                    (new.p256dh, new.auth, new.vapid_key_id, new.token_hash, now, sub_id),
-                )
-            await self._apply_preferences(db, sub_id, prefs, now)
+                sub_id, created = row[0], False
+                await self._refresh(db, sub_id, new, now)
         sub = await self.get_subscription_by_id(sub_id)
         assert sub is not None
         return sub, created
@@ -196,6 +217,78 @@ class SQLiteStore:
                 "INSERT INTO subscription_topics (topic, subscription_id) VALUES (?, ?)",
                 [(topic, sub_id) for topic in sorted(set(prefs["topics"]))],
             )
+
+    async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
+        """Add many readers in one transaction; known endpoints get new keys and preferences.
+
+        Returns (created, updated). Ids are assigned here so both tables load with executemany.
+        """
+        now = time.time()
+        created = updated = 0
+        async with self._write() as db:
+            endpoints = [item.endpoint for item in items]
+            existing: dict[str, int] = {}
+            for start in range(0, len(endpoints), 500):
+                chunk = endpoints[start : start + 500]
+                async with db.execute(
+                    "SELECT endpoint, id FROM subscriptions WHERE endpoint IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                ) as cur:
+                    existing.update({row[0]: row[1] for row in await cur.fetchall()})
+            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM subscriptions") as cur:
+                next_id = (await cur.fetchone() or (0,))[0]
+            rows, topic_rows = [], []
+            for item in items:
+                if item.endpoint in existing:
+                    await self._refresh(db, existing[item.endpoint], item, now)
+                    updated += 1
+                    continue
+                next_id += 1
+                existing[item.endpoint] = next_id
+                prefs = {"topics": list(item.default_topics), **item.preferences}
+                quiet: QuietHours | None = prefs.get("quiet_hours")
+                rows.append(
+                    (
+                        next_id,
+                        new_public_id(),
+                        item.endpoint,
+                        item.p256dh,
+                        item.auth,
+                        item.vapid_key_id,
+                        prefs.get("timezone", "UTC"),
+                        quiet.start if quiet else None,
+                        quiet.end if quiet else None,
+                        prefs.get("max_per_day"),
+                        prefs.get("language"),
+                        item.token_hash,
+                        now,
+                        now,
+                    )
+                )
+                topic_rows += [(topic, next_id) for topic in sorted(set(prefs["topics"]))]
+                created += 1
+            await db.executemany(
+                "INSERT INTO subscriptions (id, public_id, endpoint, p256dh, auth, vapid_key_id, "
+                "timezone, quiet_start, quiet_end, max_per_day, language, token_hash, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            await db.executemany(
+                "INSERT INTO subscription_topics (topic, subscription_id) VALUES (?, ?)",
+                topic_rows,
+            )
+        return created, updated
+
+    async def _refresh(
+        self, db: aiosqlite.Connection, sub_id: int, item: NewSubscription, now: float
+    ) -> None:
+        await db.execute(
+            "UPDATE subscriptions SET p256dh=?, auth=?, vapid_key_id=?, token_hash=?, "
+            "updated_at=?, vapid_rejected_at=NULL, last_failure=NULL WHERE id=?",
+            (item.p256dh, item.auth, item.vapid_key_id, item.token_hash, now, sub_id),
+        )
+        await self._apply_preferences(db, sub_id, item.preferences, now)
 
     async def get_subscription(self, public_id: str) -> Subscription | None:
         row = await self._one(
@@ -257,8 +350,14 @@ class SQLiteStore:
 
     async def delete_subscription(self, public_id: str) -> bool:
         async with self._write() as db:
-            cur = await db.execute("DELETE FROM subscriptions WHERE public_id=?", (public_id,))
-            return cur.rowcount == 1
+            async with db.execute(
+                "SELECT id FROM subscriptions WHERE public_id=?", (public_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            await _delete_subscriptions(db, [row[0]])
+            return True
 
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
         rows = await self._all(
@@ -291,6 +390,374 @@ class SQLiteStore:
         )
         return {topic: count for topic, count in rows}
 
+    # -- editors ----------------------------------------------------------------------
+    async def add_editor(self, name: str, key_hash: bytes) -> bool:
+        async with self._write() as db:
+            try:
+                await db.execute(
+                    "INSERT INTO editors (name, key_hash, created_at) VALUES (?, ?, ?)",
+                    (name, key_hash, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    async def list_editors(self) -> list[tuple[str, float, float | None]]:
+        rows = await self._all("SELECT name, created_at, revoked_at FROM editors ORDER BY name")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def revoke_editor(self, name: str) -> bool:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE editors SET revoked_at=? WHERE name=? AND revoked_at IS NULL",
+                (time.time(), name),
+            )
+            return cur.rowcount == 1
+
+    async def editor_for_key(self, key_hash: bytes) -> str | None:
+        row = await self._one(
+            "SELECT name FROM editors WHERE key_hash=? AND revoked_at IS NULL", (key_hash,)
+        )
+        return row[0] if row else None
+
+    # -- alerts -----------------------------------------------------------------------
+    async def count_audience(self, topics: list[str]) -> int:
+        marks = ",".join("?" * len(topics))
+        row = await self._one(
+            "SELECT COUNT(*) FROM subscriptions s WHERE vapid_rejected_at IS NULL AND EXISTS "
+            f"(SELECT 1 FROM subscription_topics t WHERE t.subscription_id = s.id "
+            f"AND t.topic IN ({marks}))",
+            topics,
+        )
+        return int(row[0]) if row else 0
+
+    async def create_alert(
+        self,
+        new: NewAlert,
+        audience: int,
+        *,
+        idempotency_window: float,
+        duplicate_window: float | None,
+    ) -> AlertCreation:
+        now = time.time()
+        async with self._write() as db:
+            if new.idempotency_key is not None:
+                async with db.execute(
+                    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE editor=? AND idempotency_key=?",
+                    (new.editor, new.idempotency_key),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[ALERT_CREATED] > now - idempotency_window:
+                    return AlertCreation(alert_from_row(row), "replayed")
+                if row is not None:  # an old key may be used again
+                    await db.execute("UPDATE alerts SET idempotency_key=NULL WHERE id=?", (row[0],))
+            if duplicate_window is not None:
+                async with db.execute(
+                    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE url=? AND topics=? "
+                    "AND created_at > ? AND status != 'cancelled' ORDER BY id DESC LIMIT 1",
+                    (new.url, json.dumps(sorted(new.topics)), now - duplicate_window),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    return AlertCreation(alert_from_row(row), "duplicate")
+            cur = await db.execute(
+                "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
+                "urgency, respect_quiet_hours, editor, idempotency_key, created_at, audience) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new_public_id(),
+                    new.title,
+                    new.url,
+                    new.body,
+                    new.icon,
+                    new.image,
+                    json.dumps(sorted(new.topics)),
+                    new.ttl,
+                    new.urgency,
+                    int(new.respect_quiet_hours),
+                    new.editor,
+                    new.idempotency_key,
+                    now,
+                    audience,
+                ),
+            )
+            alert_id = cur.lastrowid
+        alert = await self._alert_where("id=?", alert_id)
+        assert alert is not None
+        return AlertCreation(alert, "created")
+
+    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE alerts SET first_response=? WHERE id=?", (json.dumps(response), alert_id)
+            )
+
+    async def _alert_where(self, condition: str, *params: Any) -> Alert | None:
+        row = await self._one(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition}", params)
+        return alert_from_row(row) if row else None
+
+    async def get_alert(self, public_id: str) -> Alert | None:
+        return await self._alert_where("public_id=?", public_id)
+
+    async def get_alert_by_id(self, alert_id: int) -> Alert | None:
+        return await self._alert_where("id=?", alert_id)
+
+    async def list_alerts(self, limit: int) -> list[Alert]:
+        rows = await self._all(
+            f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [alert_from_row(r) for r in rows]
+
+    async def cancel_alert(self, public_id: str) -> Alert | None:
+        """Stop what is not yet sent: open shards close, pending deferrals count as skipped."""
+        now = time.time()
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT id, status FROM alerts WHERE public_id=?", (public_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            alert_id, status = row
+            if status in ("queued", "sending", "done"):
+                await db.execute(
+                    "UPDATE alert_shards SET state='done', lease_owner=NULL "
+                    "WHERE alert_id=? AND state != 'done'",
+                    (alert_id,),
+                )
+                cur = await db.execute(
+                    "DELETE FROM deliveries_deferred WHERE alert_id=?", (alert_id,)
+                )
+                dropped = cur.rowcount
+                new_status = "cancelled" if status != "done" or dropped else status
+                await db.execute(
+                    "UPDATE alerts SET status=?, planned=1, finished_at=COALESCE(finished_at, ?),"
+                    " deferred = deferred - ?, skipped = skipped + ? WHERE id=?",
+                    (new_status, now, dropped, dropped, alert_id),
+                )
+        return await self.get_alert_by_id(alert_id)
+
+    # -- fan-out work -----------------------------------------------------------------
+    async def plan_next_alert(self, split: RangeSplitter) -> Alert | None:
+        """Write the shards of one alert that has none yet; None when every alert is planned."""
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT id FROM alerts WHERE planned=0 AND status='queued' ORDER BY id LIMIT 1"
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            alert_id = row[0]
+            async with db.execute("SELECT MIN(id), MAX(id) FROM subscriptions") as cur:
+                lo, hi = await cur.fetchone() or (None, None)
+            ranges = split(lo - 1, hi) if lo is not None else []
+            await db.executemany(
+                "INSERT INTO alert_shards (alert_id, lo, hi, cursor) VALUES (?, ?, ?, ?)",
+                [(alert_id, a, b, a) for a, b in ranges],
+            )
+            await db.execute("UPDATE alerts SET planned=1 WHERE id=?", (alert_id,))
+            if not ranges:
+                await self._finish_alert(db, alert_id, time.time())
+        return await self.get_alert_by_id(alert_id)
+
+    async def claim_shard(self, owner: str, lease: float) -> Shard | None:
+        now = time.time()
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT id, alert_id, lo, hi, cursor FROM alert_shards WHERE state != 'done' "
+                "AND (state = 'queued' OR lease_expires < ?) ORDER BY id LIMIT 1",
+                (now,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await db.execute(
+                "UPDATE alert_shards SET state='claimed', lease_owner=?, lease_expires=?, "
+                "claims = claims + 1 WHERE id=?",
+                (owner, now + lease, row[0]),
+            )
+            await db.execute(
+                "UPDATE alerts SET status='sending', started_at=COALESCE(started_at, ?) "
+                "WHERE id=? AND status='queued'",
+                (now, row[1]),
+            )
+        return Shard(*row)
+
+    async def recipients(
+        self, topics: list[str], after: int, upto: int, limit: int
+    ) -> list[Recipient]:
+        marks = ",".join("?" * len(topics))
+        rows = await self._all(
+            f"SELECT {RECIPIENT_COLUMNS} FROM subscriptions WHERE id IN ("
+            f"SELECT DISTINCT subscription_id FROM subscription_topics WHERE topic IN ({marks}) "
+            "AND subscription_id > ? AND subscription_id <= ? ORDER BY subscription_id LIMIT ?"
+            ") ORDER BY id",
+            (*topics, after, upto, limit),
+        )
+        return [recipient_from_row(r) for r in rows]
+
+    async def daily_counts(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        if not keys:
+            return {}
+        ids = sorted({k[0] for k in keys})
+        marks = ",".join("?" * len(ids))
+        rows = await self._all(
+            "SELECT subscription_id, day, count FROM daily_counts "
+            f"WHERE subscription_id IN ({marks})",
+            ids,
+        )
+        wanted = set(keys)
+        return {(r[0], r[1]): r[2] for r in rows if (r[0], r[1]) in wanted}
+
+    async def checkpoint(self, cp: Checkpoint, owner: str, lease: float) -> str | None:
+        """Write a batch and advance the cursor; None when the lease was lost to another worker.
+
+        Returns the alert's status, so a worker notices a cancel at its next checkpoint.
+        """
+        now = time.time()
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT lease_owner, state FROM alert_shards WHERE id=?", (cp.shard_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row[0] != owner or row[1] != "claimed":
+                return None
+            await self._write_batch(db, cp.alert_id, cp, now)
+            await db.execute(
+                "UPDATE alert_shards SET cursor=?, lease_expires=? WHERE id=?",
+                (cp.cursor, now + lease, cp.shard_id),
+            )
+            async with db.execute("SELECT status FROM alerts WHERE id=?", (cp.alert_id,)) as cur:
+                status = await cur.fetchone()
+        return status[0] if status else None
+
+    async def _write_batch(
+        self, db: aiosqlite.Connection, alert_id: int, cp: Checkpoint, now: float
+    ) -> None:
+        await _write_outcomes(db, cp.outcomes, now)
+        if cp.deferrals:
+            await db.executemany(
+                "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (alert_id, subscription_id) DO UPDATE SET "
+                "due_at=excluded.due_at, reason=excluded.reason, attempts=attempts+1, "
+                "lease_owner=NULL, lease_expires=NULL",
+                [(alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
+            )
+        if cp.daily:
+            await db.executemany(
+                "INSERT INTO daily_counts (subscription_id, day, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (subscription_id, day) DO UPDATE SET count = count + 1",
+                cp.daily,
+            )
+        await _add_counts(db, alert_id, cp.counts, cp.error)
+
+    async def finish_shard(self, shard: Shard, owner: str) -> bool:
+        """Close a worked shard; the last one closes its alert. False if the lease was lost."""
+        now = time.time()
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE alert_shards SET state='done', lease_owner=NULL "
+                "WHERE id=? AND lease_owner=? AND state='claimed'",
+                (shard.id, owner),
+            )
+            if cur.rowcount != 1:
+                return False
+            async with db.execute(
+                "SELECT COUNT(*) FROM alert_shards WHERE alert_id=? AND state != 'done'",
+                (shard.alert_id,),
+            ) as c:
+                remaining = (await c.fetchone() or (0,))[0]
+            if remaining == 0:
+                await self._finish_alert(db, shard.alert_id, now)
+        return True
+
+    async def release_shard(self, shard: Shard, owner: str) -> None:
+        """Hand a shard back (graceful stop): another worker resumes it from its cursor now."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE alert_shards SET state='queued', lease_owner=NULL, lease_expires=NULL "
+                "WHERE id=? AND lease_owner=? AND state='claimed'",
+                (shard.id, owner),
+            )
+
+    async def _finish_alert(self, db: aiosqlite.Connection, alert_id: int, now: float) -> None:
+        """All shards done: the audience becomes the exact number of readers worked."""
+        await db.execute(
+            "UPDATE alerts SET finished_at=?, "
+            "audience = delivered + removed + failed + skipped + deferred, "
+            "status = CASE WHEN status != 'sending' AND status != 'queued' THEN status "
+            "WHEN delivered = 0 AND failed > 0 THEN 'failed' ELSE 'done' END WHERE id=?",
+            (now, alert_id),
+        )
+        await db.execute(
+            "DELETE FROM daily_counts WHERE day < date(?, 'unixepoch', '-2 days')", (now,)
+        )
+
+    async def claim_due(
+        self, owner: str, now: float, limit: int, lease: float
+    ) -> list[DueDelivery]:
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT d.alert_id, d.reason, d.attempts, "
+                + ", ".join(f"s.{c.strip()}" for c in RECIPIENT_COLUMNS.split(","))
+                + " FROM deliveries_deferred d JOIN subscriptions s ON s.id = d.subscription_id "
+                "WHERE d.due_at <= ? AND (d.lease_expires IS NULL OR d.lease_expires < ?) "
+                "ORDER BY d.due_at LIMIT ?",
+                (now, now, limit),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            await db.executemany(
+                "UPDATE deliveries_deferred SET lease_owner=?, lease_expires=? "
+                "WHERE alert_id=? AND subscription_id=?",
+                [(owner, now + lease, r[0], r[3]) for r in rows],
+            )
+        return [DueDelivery(r[0], r[1], r[2], recipient_from_row(r[3:])) for r in rows]
+
+    async def settle(self, owner: str, settlements: list[Settlement]) -> None:
+        """Write the results of due deliveries this worker holds; each leaves `deferred`."""
+        now = time.time()
+        async with self._write() as db:
+            for item in settlements:
+                cur = await db.execute(
+                    "DELETE FROM deliveries_deferred WHERE alert_id=? AND subscription_id=? "
+                    "AND lease_owner=?",
+                    (item.alert_id, item.subscription_id, owner),
+                )
+                if cur.rowcount != 1:
+                    continue  # cancelled, or taken over by another worker meanwhile
+                if item.count == "deferred":
+                    await db.execute(
+                        "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
+                        "reason, attempts) VALUES (?, ?, ?, 'retry', 1)",
+                        (item.alert_id, item.subscription_id, item.due_at),
+                    )
+                    continue
+                counts = {"deferred": -1, item.count: 1}
+                if item.count in ("delivered", "removed", "failed"):
+                    counts["sent"] = 1
+                if item.day:
+                    await db.execute(
+                        "INSERT INTO daily_counts VALUES (?, ?, 1) ON CONFLICT (subscription_id, "
+                        "day) DO UPDATE SET count = count + 1",
+                        (item.subscription_id, item.day),
+                    )
+                await _add_counts(db, item.alert_id, counts, None)
+                if item.outcome:
+                    await _write_outcomes(db, [(item.subscription_id, *item.outcome)], now)
+
+    async def pending_work(self) -> dict[str, int]:
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM alert_shards WHERE state != 'done'), "
+            "(SELECT COUNT(*) FROM deliveries_deferred), "
+            "(SELECT COUNT(*) FROM alerts WHERE planned = 0)"
+        )
+        assert row is not None
+        return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
+
+    async def next_due_time(self) -> float | None:
+        row = await self._one("SELECT MIN(due_at) FROM deliveries_deferred")
+        return row[0] if row else None
+
 
 def subscription_from_row(row: Any, topics: list[str]) -> Subscription:
     quiet = QuietHours(row[7], row[8]) if row[7] is not None and row[8] is not None else None
@@ -322,13 +789,79 @@ async def _write_outcomes(
         if result in ("failed", "rejected", "too_large")
     ]
     if gone:
-        await db.executemany("DELETE FROM subscriptions WHERE id=?", gone)
+        await _delete_subscriptions(db, [g[0] for g in gone])
     if rejected:
         await db.executemany(
             "UPDATE subscriptions SET last_failure=?, vapid_rejected_at=? WHERE id=?", rejected
         )
     if failed:
         await db.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
+
+
+async def _delete_subscriptions(db: aiosqlite.Connection, ids: list[int]) -> None:
+    """Delete readers; deliveries still deferred for them count as skipped, so counts add up."""
+    marks = ",".join("?" * len(ids))
+    await db.execute(
+        "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
+        "(SELECT alert_id, COUNT(*) AS c FROM deliveries_deferred "
+        f"WHERE subscription_id IN ({marks}) GROUP BY alert_id) AS n WHERE alerts.id = n.alert_id",
+        ids,
+    )
+    await db.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", ids)
+
+
+def alert_from_row(row: Any) -> Alert:
+    counts = dict(zip(COUNT_FIELDS, row[18:], strict=True))
+    return Alert(
+        id=row[0],
+        public_id=row[1],
+        title=row[2],
+        url=row[3],
+        body=row[4],
+        icon=row[5],
+        image=row[6],
+        topics=json.loads(row[7]),
+        ttl=row[8],
+        urgency=row[9],
+        respect_quiet_hours=bool(row[10]),
+        editor=row[11],
+        status=row[12],
+        created_at=row[13],
+        started_at=row[14],
+        finished_at=row[15],
+        error=row[16],
+        first_response=json.loads(row[17]) if row[17] else None,
+        counts=counts,
+    )
+
+
+def recipient_from_row(row: Any) -> Recipient:
+    return Recipient(
+        id=row[0],
+        endpoint=row[1],
+        p256dh=bytes(row[2]),
+        auth=bytes(row[3]),
+        vapid_key_id=row[4],
+        timezone=row[5],
+        quiet_start=row[6],
+        quiet_end=row[7],
+        max_per_day=row[8],
+        vapid_rejected=row[9] is not None,
+    )
+
+
+async def _add_counts(
+    db: aiosqlite.Connection, alert_id: int, counts: dict[str, int], error: str | None
+) -> None:
+    changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
+    if not changes and not error:
+        return
+    sets = [f"{name} = {name} + ?" for name in changes]
+    params: list[Any] = list(changes.values())
+    if error:
+        sets.append("error = COALESCE(error, ?)")
+        params.append(error)
+    await db.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=?", (*params, alert_id))
 
 
 def _statements(script: str) -> list[str]:

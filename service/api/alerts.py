@@ -1,0 +1,192 @@
+"""Handlers for editors: push an alert, follow it, list and cancel alerts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from ..store.models import NewAlert
+from ..tokens import hash_secret
+from ..webpush.payload import Message, PayloadTooLarge, build_payload
+from ..webpush.sender import URGENCIES
+from .errors import ApiError, invalid
+from .state import SETTINGS, STORE, WAKE_WORKERS
+from .validation import (
+    MAX_BODY_TEXT,
+    MAX_TITLE,
+    parse_article_url,
+    parse_text,
+    parse_topics,
+    read_json,
+    require_object,
+)
+
+MAX_ALERT_BODY = 16 * 1024
+DEFAULT_TTL, MAX_TTL = 3600, 86400
+IDEMPOTENCY_WINDOW = 24 * 3600
+DUPLICATE_WINDOW = 10 * 60
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+ALERT_FIELDS = {
+    "title",
+    "url",
+    "body",
+    "topics",
+    "icon",
+    "image",
+    "ttl",
+    "urgency",
+    "respectQuietHours",
+    "dryRun",
+    "force",
+}
+routes = web.RouteTableDef()
+
+
+async def editor_name(request: web.Request) -> str:
+    """The editor a bearer key belongs to; 401 for a missing, unknown or revoked key."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    name = None
+    if scheme.lower() == "bearer" and key.strip():
+        name = await request.app[STORE].editor_for_key(hash_secret(key.strip()))
+    if name is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an editor key is required: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return name
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise invalid(name, "must be true or false")
+    return value
+
+
+def parse_alert(body: dict[str, Any], request: web.Request, editor: str) -> NewAlert:
+    settings = request.app[SETTINGS]
+    topics = parse_topics(body.get("topics", ["breaking"]), settings)
+    if not topics:
+        raise invalid("topics", "name at least one topic")
+    ttl = body.get("ttl", DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        raise invalid("ttl", f"must be whole seconds from 0 to {MAX_TTL}")
+    urgency = body.get("urgency", "high")
+    if urgency not in URGENCIES:
+        raise invalid("urgency", f"must be one of {', '.join(URGENCIES)}")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise invalid("Idempotency-Key", "must be 1-255 visible ASCII characters")
+    return NewAlert(
+        title=parse_text(body.get("title"), "title", MAX_TITLE, required=True) or "",
+        url=parse_article_url(body.get("url")) or "",
+        body=parse_text(body.get("body"), "body", MAX_BODY_TEXT),
+        icon=parse_article_url(body.get("icon"), "icon", required=False),
+        image=parse_article_url(body.get("image"), "image", required=False),
+        topics=topics,
+        ttl=ttl,
+        urgency=urgency,
+        respect_quiet_hours=_flag(body, "respectQuietHours", True),
+        editor=editor,
+        idempotency_key=key,
+    )
+
+
+def check_fits(new: NewAlert) -> None:
+    """Refuse, at the editor's desk, an alert whose link alone cannot fit a push message."""
+    sample_id = "x" * 16
+    try:
+        build_payload(
+            Message(
+                title=new.title,
+                url=new.url,
+                body=new.body,
+                icon=new.icon,
+                image=new.image,
+                tag=sample_id,
+                alert_id=sample_id,
+                timestamp=10**13,
+            )
+        )
+    except PayloadTooLarge as exc:
+        raise invalid("url", f"too long for a push message: {exc}") from None
+
+
+def summary(alert_json: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "status", "title", "url", "topics", "createdAt")
+    return {**{k: alert_json[k] for k in keys}, "audience": alert_json["counts"]["audience"]}
+
+
+@routes.post("/api/alerts")
+async def create_alert(request: web.Request) -> web.Response:
+    editor = await editor_name(request)
+    body = require_object(await read_json(request, MAX_ALERT_BODY), "body", ALERT_FIELDS)
+    new = parse_alert(body, request, editor)
+    check_fits(new)
+    force = _flag(body, "force", False)
+    store = request.app[STORE]
+    audience = await store.count_audience(new.topics)
+    if _flag(body, "dryRun", False):
+        return web.json_response({"dryRun": True, "audience": audience, "topics": new.topics})
+    creation = await store.create_alert(
+        new,
+        audience,
+        idempotency_window=IDEMPOTENCY_WINDOW,
+        duplicate_window=None if force or new.idempotency_key else DUPLICATE_WINDOW,
+    )
+    alert = creation.alert
+    if creation.outcome == "duplicate":
+        raise ApiError(
+            409,
+            "duplicate",
+            f"the same link and topics were pushed at {alert.as_json()['createdAt']} "
+            f'(alert {alert.public_id}); send with "force": true to push again',
+            extra={"alert": alert.public_id},
+        )
+    if creation.outcome == "replayed":
+        return web.json_response(alert.first_response or summary(alert.as_json()), status=202)
+    response = summary(alert.as_json())
+    request.app[WAKE_WORKERS]()
+    if new.idempotency_key:
+        await store.save_first_response(alert.id, response)
+    return web.json_response(response, status=202)
+
+
+@routes.get("/api/alerts")
+async def list_alerts(request: web.Request) -> web.Response:
+    await editor_name(request)
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise invalid("limit", "must be a whole number from 1 to 200")
+    alerts = await request.app[STORE].list_alerts(int(raw))
+    return web.json_response({"alerts": [a.as_json() for a in alerts]})
+
+
+async def _alert_or_404(request: web.Request) -> Any:
+    alert_id = request.match_info["id"]
+    alert = await request.app[STORE].get_alert(alert_id) if len(alert_id) <= 64 else None
+    if alert is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id!r}")
+    return alert
+
+
+@routes.get("/api/alerts/{id}")
+async def get_alert(request: web.Request) -> web.Response:
+    await editor_name(request)
+    return web.json_response((await _alert_or_404(request)).as_json())
+
+
+@routes.post("/api/alerts/{id}/cancel")
+async def cancel_alert(request: web.Request) -> web.Response:
+    await editor_name(request)
+    alert = await _alert_or_404(request)
+    if alert.status in ("cancelled", "failed"):
+        raise ApiError(409, "finished", f"alert {alert.public_id} is already {alert.status}")
+    cancelled = await request.app[STORE].cancel_alert(alert.public_id)
+    if cancelled is None or cancelled.status != "cancelled":
+        raise ApiError(409, "finished", f"alert {alert.public_id} has finished sending")
+    return web.json_response(cancelled.as_json())

@@ -1,0 +1,316 @@
+"""The worker loop: plan → claim a shard → stream readers → policy → send → checkpoint.
+
+A checkpoint writes a batch's outcomes and advances the shard's cursor in one transaction, so a
+worker that dies repeats at most the batch it had in flight; `Topic` and the notification `tag`
+are the alert id, so the push service or the browser collapses such a repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..store import Store
+from ..store.models import Alert, Checkpoint, DueDelivery, Recipient, Settlement, Shard
+from ..webpush.classify import Result
+from ..webpush.payload import Message
+from ..webpush.sender import Outcome, PreparedMessage, Sender, Target, prepare
+from . import planner
+from .policy import Action, AlertPolicy, decide, local_day
+
+log = logging.getLogger("pushdesk.fanout")
+
+# How each engine result is counted on the alert.
+RESULT_COUNT = {
+    Result.DELIVERED: "delivered",
+    Result.GONE: "removed",
+    Result.VAPID_REJECTED: "failed",
+    Result.TOO_LARGE: "failed",
+    Result.REJECTED: "failed",
+    Result.FAILED: "failed",
+}
+
+
+@dataclass
+class WorkerOptions:
+    batch_size: int = 500
+    concurrency: int = 256
+    lease: float = 30.0
+    poll_interval: float = 0.5
+    inline_wait: float = 2.0  # longer retries are handed back and scheduled as deferrals
+    due_batch: int = 200
+    shard_width: int = planner.SHARD_WIDTH
+
+
+@dataclass
+class AlertContext:
+    """What is the same for every reader of one alert: built once per worker."""
+
+    alert: Alert
+    message: PreparedMessage
+    policy: AlertPolicy
+
+
+@dataclass
+class WorkerStats:
+    shards: int = 0
+    batches: int = 0
+    sent: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class FanoutWorker:
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        options: WorkerOptions | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.clock = clock  # tests move it forward to reach the end of quiet hours
+        self.store = store
+        self.sender = sender
+        self.options = options or WorkerOptions()
+        self.owner = owner or new_owner_id()
+        self.wake_event = asyncio.Event()
+        self.stats = WorkerStats()
+        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._contexts: dict[int, AlertContext] = {}
+
+    def wake(self) -> None:
+        """A new alert was stored: start now rather than at the next poll."""
+        self.wake_event.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then finish the batch in flight and hand the shard back."""
+        log.info("worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                busy = await self.run_once(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: error; retrying shortly", self.owner)
+                busy = False
+                await _wait_either(stop, self.wake_event, 1.0)
+                continue
+            if not busy:
+                await _wait_either(stop, self.wake_event, await self._idle_wait())
+            self.wake_event.clear()
+        log.info("worker %s stopped", self.owner)
+
+    async def _idle_wait(self) -> float:
+        due = await self.store.next_due_time()
+        wait = self.options.poll_interval
+        if due is not None:
+            wait = min(wait, max(0.0, due - self.clock()))
+        return wait
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> bool:
+        """One unit of work (plan an alert, work a shard, or send due deliveries)."""
+        if await self.store.plan_next_alert(self._split):
+            return True
+        shard = await self.store.claim_shard(self.owner, self.options.lease)
+        if shard is not None:
+            await self.work_shard(shard, stop)
+            return True
+        return await self.work_due() > 0
+
+    def _split(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        return planner.split(lo, hi, self.options.shard_width)
+
+    async def run_until_idle(self) -> None:
+        """Work until nothing is left that is due now (tests and one-shot runs)."""
+        while await self.run_once():
+            pass
+
+    # -- shards -------------------------------------------------------------------------
+    async def work_shard(self, shard: Shard, stop: asyncio.Event | None = None) -> None:
+        ctx = await self._context(shard.alert_id)
+        if ctx is None:
+            await self.store.finish_shard(shard, self.owner)
+            return
+        self.stats.shards += 1
+        cursor = shard.cursor
+        while True:
+            batch = await self.store.recipients(
+                ctx.alert.topics, cursor, shard.hi, self.options.batch_size
+            )
+            if not batch:
+                break
+            checkpoint = await self._work_batch(ctx, shard, batch)
+            status = await self.store.checkpoint(checkpoint, self.owner, self.options.lease)
+            self.stats.batches += 1
+            cursor = checkpoint.cursor
+            if status is None:
+                log.warning("worker %s lost the lease on shard %s", self.owner, shard.id)
+                return
+            if status == "cancelled":
+                return
+            if stop is not None and stop.is_set():
+                await self.store.release_shard(shard, self.owner)
+                return
+            if len(batch) < self.options.batch_size:
+                break
+        await self.store.finish_shard(shard, self.owner)
+
+    async def _context(self, alert_id: int) -> AlertContext | None:
+        ctx = self._contexts.get(alert_id)
+        if ctx is None:
+            alert = await self.store.get_alert_by_id(alert_id)
+            if alert is None or alert.status == "cancelled":
+                return None
+            ctx = AlertContext(alert, _prepare(alert), _policy(alert))
+            if len(self._contexts) > 64:
+                self._contexts.clear()
+            self._contexts[alert_id] = ctx
+        return ctx
+
+    async def _work_batch(
+        self, ctx: AlertContext, shard: Shard, batch: list[Recipient]
+    ) -> Checkpoint:
+        now = self.clock()
+        cp = Checkpoint(shard.id, shard.alert_id, cursor=batch[-1].id)
+        counts: Counter[str] = Counter()
+        sent_today = await self._sent_today(batch, now)
+        to_send: list[Recipient] = []
+        for recipient in batch:
+            decision = decide(recipient, ctx.policy, now, sent_today.get(recipient.id, 0))
+            if decision.action is Action.SEND:
+                to_send.append(recipient)
+            elif decision.action is Action.DEFER:
+                assert decision.due_at is not None
+                counts["deferred"] += 1
+                cp.deferrals.append((recipient.id, decision.due_at, "quiet_hours"))
+            else:
+                counts["skipped"] += 1
+        outcomes = await self._send_all(ctx, to_send)
+        for recipient, outcome in zip(to_send, outcomes, strict=True):
+            self._record(cp, counts, recipient, outcome, now)
+        cp.counts = dict(counts)
+        return cp
+
+    async def _sent_today(self, batch: list[Recipient], now: float) -> dict[int, int]:
+        keys = [(r.id, local_day(r, now)) for r in batch if r.max_per_day is not None]
+        counts = await self.store.daily_counts(keys)
+        return {sub_id: counts.get((sub_id, day), 0) for sub_id, day in keys}
+
+    async def _send_all(self, ctx: AlertContext, recipients: list[Recipient]) -> list[Outcome]:
+        async def one(recipient: Recipient) -> Outcome:
+            async with self._slots:
+                target = Target(
+                    recipient.endpoint, recipient.p256dh, recipient.auth, recipient.vapid_key_id
+                )
+                return await self.sender.send(
+                    target, ctx.message, max_wait=self.options.inline_wait
+                )
+
+        return list(await asyncio.gather(*(one(r) for r in recipients)))
+
+    def _record(
+        self,
+        cp: Checkpoint,
+        counts: Counter[str],
+        recipient: Recipient,
+        outcome: Outcome,
+        now: float,
+    ) -> None:
+        self.stats.results[outcome.result.value] += 1
+        if outcome.result is Result.RETRY:
+            assert outcome.retry_at is not None
+            counts["deferred"] += 1
+            cp.deferrals.append((recipient.id, outcome.retry_at, "retry"))
+            return
+        counts["sent"] += 1
+        counts[RESULT_COUNT[outcome.result]] += 1
+        self.stats.sent += 1
+        if outcome.result is Result.DELIVERED:
+            if recipient.max_per_day is not None:
+                cp.daily.append((recipient.id, local_day(recipient, now)))
+            return
+        cp.outcomes.append((recipient.id, outcome.result.value, outcome.reason))
+        if outcome.result is Result.TOO_LARGE:
+            cp.error = cp.error or f"push service refused the payload: {outcome.reason}"
+
+    # -- deferred deliveries (quiet hours ended, retries due) ---------------------------
+    async def work_due(self) -> int:
+        now = self.clock()
+        due = await self.store.claim_due(
+            self.owner, now, self.options.due_batch, self.options.lease
+        )
+        if not due:
+            return 0
+        settlements = await asyncio.gather(*(self._settle_one(item, now) for item in due))
+        await self.store.settle(self.owner, list(settlements))
+        return len(due)
+
+    async def _settle_one(self, item: DueDelivery, now: float) -> Settlement:
+        recipient = item.recipient
+        ctx = await self._context(item.alert_id)
+        if ctx is None or now > ctx.policy.expires_at:
+            return Settlement(item.alert_id, recipient.id, "skipped")
+        sent_today = (await self._sent_today([recipient], now)).get(recipient.id, 0)
+        decision = decide(recipient, ctx.policy, now, sent_today)
+        if decision.action is Action.SKIP:
+            return Settlement(item.alert_id, recipient.id, "skipped")
+        if decision.action is Action.DEFER:
+            return Settlement(item.alert_id, recipient.id, "deferred", due_at=decision.due_at)
+        [outcome] = await self._send_all(ctx, [recipient])
+        self.stats.results[outcome.result.value] += 1
+        if outcome.result is Result.RETRY:
+            return Settlement(item.alert_id, recipient.id, "deferred", due_at=outcome.retry_at)
+        count = RESULT_COUNT[outcome.result]
+        if outcome.result is Result.DELIVERED:
+            day = local_day(recipient, now) if recipient.max_per_day is not None else None
+            return Settlement(item.alert_id, recipient.id, count, day=day)
+        return Settlement(
+            item.alert_id, recipient.id, count, outcome=(outcome.result.value, outcome.reason)
+        )
+
+
+def _prepare(alert: Alert) -> PreparedMessage:
+    message = Message(
+        title=alert.title,
+        url=alert.url,
+        body=alert.body,
+        icon=alert.icon,
+        image=alert.image,
+        tag=alert.public_id,
+        alert_id=alert.public_id,
+        timestamp=int(alert.created_at * 1000),
+    )
+    return prepare(
+        message,
+        ttl=alert.ttl,
+        urgency=alert.urgency,
+        topic=alert.public_id,
+        created_at=alert.created_at,
+    )
+
+
+def _policy(alert: Alert) -> AlertPolicy:
+    return AlertPolicy(alert.respect_quiet_hours, alert.created_at + alert.ttl)
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
