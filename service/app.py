@@ -39,7 +39,7 @@ WORKER = web.AppKey("worker", FanoutWorker)
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
-    app[RUNTIME] = runtime or Runtime()
+    app[RUNTIME] = runtime or Runtime(worker=worker_options(settings))
     app[WAKE_WORKERS] = lambda: None
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
@@ -60,6 +60,12 @@ async def _store_and_keys(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        concurrency=settings.worker_concurrency, lease=float(settings.lease_seconds)
+    )
 
 
 def sender_options(settings: Settings, runtime: Runtime) -> SenderOptions:
@@ -91,9 +97,7 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
         await sender.close()
 
 
-async def run_workers(
-    settings: Settings, stop: asyncio.Event, options: WorkerOptions | None = None
-) -> None:
+async def run_workers(settings: Settings, stop: asyncio.Event, options: WorkerOptions) -> None:
     """`pushdesk worker`: fan-out workers alone, on any machine that reaches the database."""
     store: Store = await open_store(settings.database)
     try:

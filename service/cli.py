@@ -273,11 +273,12 @@ def _editors_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from .app import run_workers
-    from .fanout import WorkerOptions
+    from .app import run_workers, worker_options
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    options = WorkerOptions(concurrency=args.concurrency or settings.worker_concurrency)
+    options = worker_options(settings)
+    if args.concurrency:
+        options.concurrency = args.concurrency
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -70,6 +70,7 @@ class Settings:
     log_level: str = "INFO"
     workers: int = 0
     worker_concurrency: int = 256
+    lease_seconds: int = 30
 
     @property
     def topic_ids(self) -> frozenset[str]:
@@ -96,6 +97,7 @@ _KEYS = {
     "PUSHDESK_LOG_LEVEL": "log_level",
     "PUSHDESK_WORKERS": "workers",
     "PUSHDESK_WORKER_CONCURRENCY": "worker_concurrency",
+    "PUSHDESK_LEASE_SECONDS": "lease_seconds",
 }
 
 
@@ -147,6 +149,7 @@ def _parse(raw: dict[str, object], problems: list[str]) -> dict[str, object]:
         "log_level": _log_level,
         "workers": lambda v: _int(v, 0, 256),
         "worker_concurrency": lambda v: _int(v, 1, 10000),
+        "lease_seconds": lambda v: _int(v, 2, 600),
     }
     env_name = {v: k for k, v in _KEYS.items()}
     for key, value in raw.items():

@@ -2,57 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import sys
-from dataclasses import dataclass
-
 import pytest
 
-from service.config import Settings
 from service.store import open_store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHDESK_")}
-    env.update(
-        PUSHDESK_DATABASE=settings.database,
-        PUSHDESK_KEYS_DIR=str(settings.keys_dir),
-        PUSHDESK_VAPID_SUBJECT=settings.vapid_subject,
-        PUSHDESK_ALLOW_HTTP_ENDPOINTS="true" if settings.allow_http_endpoints else "false",
-    )
-    env.update(extra)
-    return env
-
-
-async def pushdesk(settings: Settings, *args: str, **env: str) -> Run:
-    """Run the CLI without blocking the loop (the fake push service lives in it)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        *args,
-        env=env_for(settings, **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+from tests.cli_runner import free_port, pushdesk
 
 
 async def subscribe(client, push_service, **prefs):
@@ -188,3 +141,21 @@ async def test_a_key_file_readable_by_others_is_refused_at_start(client, setting
     serve = await pushdesk(settings, "serve", "--port", str(free_port()))
     assert serve.code == 1 and "readable by others" in serve.err
     assert "Traceback" not in serve.err
+
+
+async def test_editors_add_list_revoke(settings):
+    added = await pushdesk(settings, "editors", "add", "night-desk")
+    assert added.code == 0
+    key = added.out.strip().splitlines()[-1]
+    assert len(key) >= 40 and " " not in key
+    dup = await pushdesk(settings, "editors", "add", "night-desk")
+    assert dup.code == 1 and "exists already" in dup.err
+    bad = await pushdesk(settings, "editors", "add", "no spaces please")
+    assert bad.code == 1 and "editor names" in bad.err
+    listed = await pushdesk(settings, "editors", "list")
+    assert listed.out.startswith("night-desk\t") and "active" in listed.out
+    assert key not in listed.out
+    assert (await pushdesk(settings, "editors", "revoke", "night-desk")).code == 0
+    assert "revoked" in (await pushdesk(settings, "editors", "list")).out
+    again = await pushdesk(settings, "editors", "revoke", "night-desk")
+    assert again.code == 1 and "no active editor" in again.err

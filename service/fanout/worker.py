@@ -165,7 +165,10 @@ class FanoutWorker:
                 return
             if len(batch) < self.options.batch_size:
                 break
-        await self.store.finish_shard(shard, self.owner)
+        if await self.store.finish_shard(shard, self.owner):
+            log.info(
+                "worker %s finished shard %s of alert %s", self.owner, shard.id, ctx.alert.public_id
+            )
 
     async def _context(self, alert_id: int) -> AlertContext | None:
         ctx = self._contexts.get(alert_id)
