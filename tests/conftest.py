@@ -8,6 +8,8 @@ import pytest
 from service.app import create_app
 from service.config import Settings
 
+pytest_plugins = ["tests.browser"]  # the `browser` fixture
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

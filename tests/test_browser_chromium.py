@@ -9,35 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
 
 from service.api.state import STORE
 from service.app import create_app
+from tests.browser import open_page, wait_until
 from tests.helpers import BrowserKeys
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture
@@ -66,32 +46,9 @@ def stub_push_manager(endpoint: str, keys: BrowserKeys) -> str:
     """.replace("__SUBSCRIPTION__", json.dumps(sub))
 
 
-async def wait_until(page: Page, expression: str, seconds: float = 10.0):
-    """Poll a page expression until it is truthy. Playwright's wait_for_function compiles its
-    predicate with eval, which the pages' strict CSP forbids; evaluate() goes through DevTools."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = await page.evaluate(expression)
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        await asyncio.sleep(0.05)
-
-
-async def open_demo(browser: Browser, base: str) -> tuple[Page, list[str]]:
-    context = await browser.new_context()
-    await context.grant_permissions(["notifications"], origin=base)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page, errors
-
-
 async def test_demo_page_loads_cleanly_and_registers_the_worker(browser, server):
     base = str(server.make_url("/")).rstrip("/")
-    page, errors = await open_demo(browser, base)
+    page, errors = await open_page(browser, base)
     response = await page.goto(base + "/")
     assert response is not None and response.ok
     assert "script-src 'self'" in response.headers["content-security-policy"]
@@ -106,7 +63,7 @@ async def test_demo_page_loads_cleanly_and_registers_the_worker(browser, server)
 
 async def test_push_shows_the_notification_and_click_opens_the_story(browser, server):
     base = str(server.make_url("/")).rstrip("/")
-    page, errors = await open_demo(browser, base)
+    page, errors = await open_page(browser, base)
     await page.goto(base + "/")
     await page.evaluate("navigator.serviceWorker.ready")
     cdp = await page.context.new_cdp_session(page)
@@ -183,7 +140,7 @@ async def test_widget_subscribe_update_unsubscribe_reach_the_api(browser, server
     store = server.app[STORE]
     keys = BrowserKeys.generate()
     endpoint = base + "/fake-push/reader-1"
-    page, errors = await open_demo(browser, base)
+    page, errors = await open_page(browser, base)
     await page.add_init_script(stub_push_manager(endpoint, keys))
     await page.goto(base + "/")
     await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")

@@ -1,0 +1,63 @@
+"""The editor console in headless Chromium: compose, preview, audience, confirm, send, done."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.app import create_app
+from tests.browser import open_page, wait_until
+from tests.conftest import fast_runtime
+from tests.newsroom import Newsroom
+
+pytestmark = pytest.mark.browser
+
+
+async def test_console_composes_previews_sends_and_follows_to_done(
+    browser, aiohttp_server, aiohttp_client, settings, push_service
+):
+    server = await aiohttp_server(create_app(settings, fast_runtime()))
+    desk = await Newsroom.open(await aiohttp_client(server))
+    sport = await desk.readers(push_service, 120, ["sport"])
+    others = await desk.readers(push_service, 30, ["culture"])
+    base = str(server.make_url("")).rstrip("/")
+    page, errors = await open_page(browser, base)
+    response = await page.goto(base + "/console")
+    assert (
+        response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    )
+
+    await page.fill("#key", "not-a-key")
+    await page.click("#login-form button")
+    await wait_until(page, "document.getElementById('login-error').textContent.length > 0")
+    await page.fill("#key", desk.key)
+    await page.click("#login-form button")
+    await wait_until(page, "!document.getElementById('desk').hidden")
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+
+    await page.fill("#title", "Cup final: late winner")
+    await page.fill("#url", "https://news.example/sport/cup-final")
+    await page.fill("#body", "A stoppage-time goal settles it")
+    assert await page.text_content("#preview-title") == "Cup final: late winner"
+    assert await page.text_content("#preview-body") == "A stoppage-time goal settles it"
+    assert await page.text_content("#preview-origin") == "news.example"
+    await page.uncheck("#topics input[value=breaking]")
+    await page.check("#topics input[value=sport]")
+
+    await page.click("#check")
+    await wait_until(page, "document.getElementById('audience').textContent.includes('120')")
+    assert await desk.store.list_alerts(5) == []  # the dry run stored nothing
+
+    await page.click("#send")
+    await wait_until(page, "!document.getElementById('confirm').hidden")
+    assert "120 readers" in await page.text_content("#confirm-text")
+    await page.click("#confirm-send")
+    await wait_until(page, "document.getElementById('current').dataset.status === 'done'", 30)
+    counts = await page.text_content("#current-counts")
+    assert "delivered 120" in counts and "audience 120" in counts
+    await wait_until(page, "document.querySelectorAll('#history tbody tr').length === 1")
+    assert "Cup final" in await page.text_content("#history tbody tr")
+
+    assert all(len(push_service.messages(e)) == 1 for e in sport)
+    assert all(push_service.messages(e) == [] for e in others)
+    assert len(await desk.store.list_alerts(5)) == 1
+    assert errors == [] or all("401" in e for e in errors)
