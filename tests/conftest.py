@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,31 @@ from service.config import Settings
 pytest_plugins = ["tests.browser"]  # the `browser` fixture
 
 
+POSTGRES_URL = os.environ.get("PUSHDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request, tmp_path: Path):
+    """Each test runs on a new SQLite file and on its own new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'pushdesk.db'}"
+        return
+    import asyncpg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield f"{POSTGRES_URL}?search_path={schema}"
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database: str) -> Settings:
     return Settings(
-        database=f"sqlite:///{tmp_path / 'data' / 'pushdesk.db'}",
+        database=database,
         keys_dir=tmp_path / "keys",
         vapid_subject="mailto:newsdesk@example.com",
         allow_http_endpoints=True,
@@ -24,7 +47,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def make_client(aiohttp_client):
+def make_client(database, aiohttp_client):  # database first: it must outlive the app
     """Start the real app on loopback for the given settings."""
 
     async def make(settings: Settings, **changes):
@@ -71,7 +94,7 @@ def fast_runtime(**worker):
 
 
 @pytest.fixture
-async def desk(aiohttp_client, settings):
+async def desk(settings, aiohttp_client):  # settings (and its database) outlive the app
     """The app with a fast embedded worker, and an editor key for it."""
     from tests.newsroom import Newsroom
 

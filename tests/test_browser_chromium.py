@@ -22,7 +22,13 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def server(aiohttp_server, settings):
+def database(tmp_path):
+    """Browser tests exercise the pages and the worker script; one store is enough."""
+    return f"sqlite:///{tmp_path / 'data' / 'pushdesk.db'}"
+
+
+@pytest.fixture
+async def server(settings, aiohttp_server):
     return await aiohttp_server(create_app(settings))
 
 

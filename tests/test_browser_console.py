@@ -12,8 +12,14 @@ from tests.newsroom import Newsroom
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def database(tmp_path):
+    """Browser tests exercise the pages and the worker script; one store is enough."""
+    return f"sqlite:///{tmp_path / 'data' / 'pushdesk.db'}"
+
+
 async def test_console_composes_previews_sends_and_follows_to_done(
-    browser, aiohttp_server, aiohttp_client, settings, push_service
+    browser, settings, aiohttp_server, aiohttp_client, push_service
 ):
     server = await aiohttp_server(create_app(settings, fast_runtime()))
     desk = await Newsroom.open(await aiohttp_client(server))

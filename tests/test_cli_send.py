@@ -8,16 +8,16 @@ from tests.conftest import fast_runtime
 from tests.newsroom import Newsroom
 
 
-async def live_desk(aiohttp_server, aiohttp_client, settings):
+async def live_desk(settings, aiohttp_server, aiohttp_client):
     server = await aiohttp_server(create_app(settings, fast_runtime()))
     desk = await Newsroom.open(await aiohttp_client(server))
     return desk, str(server.make_url("")).rstrip("/")
 
 
 async def test_send_with_wait_shows_progress_and_final_counts(
-    aiohttp_server, aiohttp_client, settings, push_service
+    settings, aiohttp_server, aiohttp_client, push_service
 ):
-    desk, url = await live_desk(aiohttp_server, aiohttp_client, settings)
+    desk, url = await live_desk(settings, aiohttp_server, aiohttp_client)
     endpoints = await desk.readers(push_service, 300, ["world"])
     push_service.unsubscribe(endpoints[0])
     env = {"PUSHDESK_URL": url, "PUSHDESK_EDITOR_KEY": desk.key}
@@ -69,8 +69,8 @@ async def test_send_with_wait_shows_progress_and_final_counts(
     assert dup.code == 1 and "force" in dup.err and len(dup.err.strip().splitlines()) == 1
 
 
-async def test_send_errors_are_one_line(aiohttp_server, aiohttp_client, settings):
-    desk, url = await live_desk(aiohttp_server, aiohttp_client, settings)
+async def test_send_errors_are_one_line(settings, aiohttp_server, aiohttp_client):
+    desk, url = await live_desk(settings, aiohttp_server, aiohttp_client)
     args = ["send", "--title", "T", "--url", "https://news.example/x"]
     no_key = await pushdesk(settings, *args, PUSHDESK_URL=url)
     assert no_key.code == 1 and "PUSHDESK_EDITOR_KEY" in no_key.err

@@ -36,7 +36,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 
 async def test_sigkilled_worker_is_replaced_and_the_alert_completes(
-    aiohttp_client, settings, push_service, tmp_path
+    settings, aiohttp_client, push_service, tmp_path
 ):
     client = await aiohttp_client(create_app(settings, Runtime(embedded_worker=False)))
     desk = await Newsroom.open(client)
@@ -68,7 +68,7 @@ async def test_sigkilled_worker_is_replaced_and_the_alert_completes(
 
 
 async def test_three_workers_share_one_alert_exactly_once(
-    aiohttp_client, settings, push_service, tmp_path
+    settings, aiohttp_client, push_service, tmp_path
 ):
     client = await aiohttp_client(create_app(settings, Runtime(embedded_worker=False)))
     desk = await Newsroom.open(client)

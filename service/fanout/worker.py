@@ -97,18 +97,17 @@ class FanoutWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the batch in flight and hand the shard back."""
         log.info("worker %s started", self.owner)
+        await self.store.listen_for_alerts(self.wake)
         while not stop.is_set():
             try:
-                busy = await self.run_once(stop)
+                idle = 0.0 if await self.run_once(stop) else await self._idle_wait()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # the database may be restarting: keep going, nothing is lost
                 log.exception("worker %s: error; retrying shortly", self.owner)
-                busy = False
-                await _wait_either(stop, self.wake_event, 1.0)
-                continue
-            if not busy:
-                await _wait_either(stop, self.wake_event, await self._idle_wait())
+                idle = 1.0
+            if idle:
+                await _wait_either(stop, self.wake_event, idle)
             self.wake_event.clear()
         log.info("worker %s stopped", self.owner)
 

@@ -45,6 +45,9 @@ class ReaderStore(Protocol):
     async def ping(self) -> bool:
         """True when the database answers."""
 
+    async def listen_for_alerts(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when any process stores an alert (PostgreSQL NOTIFY; SQLite polls)."""
+
     # -- VAPID keys ------------------------------------------------------------------
     async def list_vapid_keys(self) -> list[VapidKeyRecord]: ...
 

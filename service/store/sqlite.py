@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +35,16 @@ from .models import (
     Subscription,
     VapidKeyRecord,
 )
+from .rows import (
+    ALERT_COLUMNS,
+    ALERT_CREATED,
+    RECIPIENT_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    alert_from_row,
+    recipient_from_row,
+    subscription_from_row,
+)
 
-SUBSCRIPTION_COLUMNS = (
-    "id, public_id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, "
-    "max_per_day, language, created_at, updated_at"
-)
-ALERT_COLUMNS = (
-    "id, public_id, title, url, body, icon, image, topics, ttl, urgency, respect_quiet_hours, "
-    "editor, status, created_at, started_at, finished_at, error, first_response, "
-    + ", ".join(COUNT_FIELDS)
-)
-ALERT_CREATED = 13
-RECIPIENT_COLUMNS = (
-    "id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, max_per_day, "
-    "vapid_rejected_at"
-)
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -90,6 +85,9 @@ class SQLiteStore:
         except (sqlite3.Error, ValueError, RuntimeError):
             return False
         return True
+
+    async def listen_for_alerts(self, wake: Callable[[], None]) -> None:
+        """SQLite has no notifications: workers in other processes poll."""
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -759,25 +757,6 @@ class SQLiteStore:
         return row[0] if row else None
 
 
-def subscription_from_row(row: Any, topics: list[str]) -> Subscription:
-    quiet = QuietHours(row[7], row[8]) if row[7] is not None and row[8] is not None else None
-    return Subscription(
-        id=row[0],
-        public_id=row[1],
-        endpoint=row[2],
-        p256dh=bytes(row[3]),
-        auth=bytes(row[4]),
-        vapid_key_id=row[5],
-        topics=topics,
-        timezone=row[6],
-        quiet_hours=quiet,
-        max_per_day=row[9],
-        language=row[10],
-        created_at=row[11],
-        updated_at=row[12],
-    )
-
-
 async def _write_outcomes(
     db: aiosqlite.Connection, outcomes: list[tuple[int, str, str]], now: float
 ) -> None:
@@ -808,46 +787,6 @@ async def _delete_subscriptions(db: aiosqlite.Connection, ids: list[int]) -> Non
         ids,
     )
     await db.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", ids)
-
-
-def alert_from_row(row: Any) -> Alert:
-    counts = dict(zip(COUNT_FIELDS, row[18:], strict=True))
-    return Alert(
-        id=row[0],
-        public_id=row[1],
-        title=row[2],
-        url=row[3],
-        body=row[4],
-        icon=row[5],
-        image=row[6],
-        topics=json.loads(row[7]),
-        ttl=row[8],
-        urgency=row[9],
-        respect_quiet_hours=bool(row[10]),
-        editor=row[11],
-        status=row[12],
-        created_at=row[13],
-        started_at=row[14],
-        finished_at=row[15],
-        error=row[16],
-        first_response=json.loads(row[17]) if row[17] else None,
-        counts=counts,
-    )
-
-
-def recipient_from_row(row: Any) -> Recipient:
-    return Recipient(
-        id=row[0],
-        endpoint=row[1],
-        p256dh=bytes(row[2]),
-        auth=bytes(row[3]),
-        vapid_key_id=row[4],
-        timezone=row[5],
-        quiet_start=row[6],
-        quiet_end=row[7],
-        max_per_day=row[8],
-        vapid_rejected=row[9] is not None,
-    )
 
 
 async def _add_counts(

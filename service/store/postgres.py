@@ -1,0 +1,803 @@
+"""The PostgreSQL store (asyncpg), for deployments where many worker processes on many machines
+share the fan-out.
+
+Workers claim shards and due deliveries with `FOR UPDATE SKIP LOCKED`, so no two live workers
+ever hold the same shard, and a new alert is announced with NOTIFY so listening workers start
+within milliseconds instead of at their next poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+
+from ..tokens import new_public_id
+from .base import EndpointTaken, RangeSplitter, StoreError, migration_files
+from .models import (
+    COUNT_FIELDS,
+    Alert,
+    AlertCreation,
+    Checkpoint,
+    DueDelivery,
+    NewAlert,
+    NewSubscription,
+    QuietHours,
+    Recipient,
+    Settlement,
+    Shard,
+    Subscription,
+    VapidKeyRecord,
+)
+from .rows import (
+    ALERT_COLUMNS,
+    ALERT_CREATED,
+    RECIPIENT_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    alert_from_row,
+    recipient_from_row,
+    subscription_from_row,
+)
+
+MIGRATION_LOCK = 7_467_001  # pg_advisory_xact_lock keys: serialise migrations...
+ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate checks)
+NEW_ALERT_CHANNEL = "pushdesk_alerts"
+
+
+class PostgresStore:
+    dialect = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str):
+        self.pool = pool
+        self.dsn = dsn
+        self._listener: asyncpg.Connection | None = None
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresStore:
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, command_timeout=60)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from None
+        return cls(pool, dsn)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        await self.pool.close()
+
+    async def ping(self) -> bool:
+        try:
+            return await self.pool.fetchval("SELECT 1") == 1
+        except (OSError, asyncpg.PostgresError):
+            return False
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def listen_for_alerts(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process stores a new alert."""
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self.dsn)
+            await self._listener.add_listener(NEW_ALERT_CHANNEL, lambda *args: wake())
+
+    # -- schema -----------------------------------------------------------------------
+    async def migrate(self) -> None:
+        async with self._tx() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migration_files(self.dialect):
+                if version not in applied:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                        version,
+                        name,
+                        time.time(),
+                    )
+
+    async def schema_version(self) -> int:
+        return int(
+            await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        )
+
+    # -- VAPID keys -------------------------------------------------------------------
+    async def list_vapid_keys(self) -> list[VapidKeyRecord]:
+        rows = await self.pool.fetch(
+            "SELECT id, public_key, status, created_at FROM vapid_keys ORDER BY created_at, id"
+        )
+        return [VapidKeyRecord(*row) for row in rows]
+
+    async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
+        async with self._tx() as conn:
+            if status == "active":
+                await conn.execute("UPDATE vapid_keys SET status='retiring' WHERE status='active'")
+            await conn.execute(
+                "INSERT INTO vapid_keys (id, public_key, status, created_at) VALUES ($1,$2,$3,$4)",
+                key_id,
+                public_key,
+                status,
+                time.time(),
+            )
+
+    async def set_vapid_key_status(self, key_id: str, status: str) -> bool:
+        result = await self.pool.execute(
+            "UPDATE vapid_keys SET status=$1 WHERE id=$2", status, key_id
+        )
+        return result.endswith(" 1")
+
+    async def count_subscriptions_by_key(self) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT vapid_key_id, COUNT(*) FROM subscriptions GROUP BY vapid_key_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # -- subscriptions ----------------------------------------------------------------
+    async def upsert_subscription(self, new: NewSubscription) -> tuple[Subscription, bool]:
+        now = time.time()
+        async with self._tx() as conn:
+            # xmax is 0 only for a row this statement inserted: tells insert from update.
+            sub_id, created = await conn.fetchrow(
+                "INSERT INTO subscriptions (public_id, endpoint, p256dh, auth, vapid_key_id, "
+                "token_hash, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) "
+                "ON CONFLICT (endpoint) DO UPDATE SET updated_at = excluded.updated_at "
+                "RETURNING id, (xmax = 0)",
+                new_public_id(),
+                new.endpoint,
+                new.p256dh,
+                new.auth,
+                new.vapid_key_id,
+                new.token_hash,
+                now,
+            )
+            if created:
+                prefs = {"topics": list(new.default_topics), **new.preferences}
+                await _apply_preferences(conn, sub_id, prefs, now)
+            else:
+                await _refresh(conn, sub_id, new, now)
+        sub = await self.get_subscription_by_id(sub_id)
+        assert sub is not None
+        return sub, created
+
+    async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
+        now = time.time()
+        created = updated = 0
+        async with self._tx() as conn:
+            existing = {
+                r[0]: r[1]
+                for r in await conn.fetch(
+                    "SELECT endpoint, id FROM subscriptions WHERE endpoint = ANY($1::text[])",
+                    [i.endpoint for i in items],
+                )
+            }
+            fresh = [i for i in items if i.endpoint not in existing]
+            for item in items:
+                if item.endpoint in existing:
+                    await _refresh(conn, existing[item.endpoint], item, now)
+                    updated += 1
+            if fresh:
+                ids = await conn.fetch(
+                    "SELECT nextval(pg_get_serial_sequence('subscriptions', 'id')) "
+                    "FROM generate_series(1, $1)",
+                    len(fresh),
+                )
+                rows, topic_rows = [], []
+                for item, (sub_id,) in zip(fresh, ids, strict=True):
+                    prefs = {"topics": list(item.default_topics), **item.preferences}
+                    quiet: QuietHours | None = prefs.get("quiet_hours")
+                    rows.append(
+                        (
+                            sub_id,
+                            new_public_id(),
+                            item.endpoint,
+                            item.p256dh,
+                            item.auth,
+                            item.vapid_key_id,
+                            prefs.get("timezone", "UTC"),
+                            quiet.start if quiet else None,
+                            quiet.end if quiet else None,
+                            prefs.get("max_per_day"),
+                            prefs.get("language"),
+                            item.token_hash,
+                            now,
+                            now,
+                        )
+                    )
+                    topic_rows += [(t, sub_id) for t in sorted(set(prefs["topics"]))]
+                await conn.copy_records_to_table(
+                    "subscriptions",
+                    records=rows,
+                    columns=[
+                        "id",
+                        "public_id",
+                        "endpoint",
+                        "p256dh",
+                        "auth",
+                        "vapid_key_id",
+                        "timezone",
+                        "quiet_start",
+                        "quiet_end",
+                        "max_per_day",
+                        "language",
+                        "token_hash",
+                        "created_at",
+                        "updated_at",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "subscription_topics", records=topic_rows, columns=["topic", "subscription_id"]
+                )
+                created = len(fresh)
+        return created, updated
+
+    async def get_subscription(self, public_id: str) -> Subscription | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE public_id=$1", public_id
+        )
+        return await self._hydrate(row)
+
+    async def get_subscription_by_id(self, sub_id: int) -> Subscription | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id=$1", sub_id
+        )
+        return await self._hydrate(row)
+
+    async def _hydrate(self, row: Any) -> Subscription | None:
+        if row is None:
+            return None
+        topics = await self.pool.fetch(
+            "SELECT topic FROM subscription_topics WHERE subscription_id=$1 ORDER BY topic", row[0]
+        )
+        return subscription_from_row(row, [t[0] for t in topics])
+
+    async def token_hash(self, public_id: str) -> bytes | None:
+        value = await self.pool.fetchval(
+            "SELECT token_hash FROM subscriptions WHERE public_id=$1", public_id
+        )
+        return bytes(value) if value is not None else None
+
+    async def update_subscription(
+        self, public_id: str, preferences: dict[str, Any], renewal: NewSubscription | None = None
+    ) -> Subscription | None:
+        now = time.time()
+        async with self._tx() as conn:
+            sub_id = await conn.fetchval(
+                "SELECT id FROM subscriptions WHERE public_id=$1 FOR UPDATE", public_id
+            )
+            if sub_id is None:
+                return None
+            if renewal is not None:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "UPDATE subscriptions SET endpoint=$1, p256dh=$2, auth=$3, "
+                            "vapid_key_id=$4, updated_at=$5, vapid_rejected_at=NULL, "
+                            "last_failure=NULL WHERE id=$6",
+                            renewal.endpoint,
+                            renewal.p256dh,
+                            renewal.auth,
+                            renewal.vapid_key_id,
+                            now,
+                            sub_id,
+                        )
+                except asyncpg.UniqueViolationError:
+                    raise EndpointTaken("that endpoint belongs to another subscription") from None
+            await _apply_preferences(conn, sub_id, preferences, now)
+        return await self.get_subscription_by_id(sub_id)
+
+    async def delete_subscription(self, public_id: str) -> bool:
+        async with self._tx() as conn:
+            sub_id = await conn.fetchval(
+                "SELECT id FROM subscriptions WHERE public_id=$1", public_id
+            )
+            if sub_id is None:
+                return False
+            await _delete_subscriptions(conn, [sub_id])
+            return True
+
+    async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
+        rows = await self.pool.fetch(
+            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+        )
+        topics: dict[int, list[str]] = {row[0]: [] for row in rows}
+        if rows:
+            for topic, sub_id in await self.pool.fetch(
+                "SELECT topic, subscription_id FROM subscription_topics "
+                "WHERE subscription_id = ANY($1::bigint[]) ORDER BY topic",
+                list(topics),
+            ):
+                topics[sub_id].append(topic)
+        return [subscription_from_row(row, topics[row[0]]) for row in rows]
+
+    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
+        if outcomes:
+            async with self._tx() as conn:
+                await _write_outcomes(conn, outcomes, time.time())
+
+    async def count_subscriptions(self) -> int:
+        return int(await self.pool.fetchval("SELECT COUNT(*) FROM subscriptions"))
+
+    async def topic_counts(self) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT topic, COUNT(*) FROM subscription_topics GROUP BY topic ORDER BY topic"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # -- editors ----------------------------------------------------------------------
+    async def add_editor(self, name: str, key_hash: bytes) -> bool:
+        try:
+            await self.pool.execute(
+                "INSERT INTO editors (name, key_hash, created_at) VALUES ($1, $2, $3)",
+                name,
+                key_hash,
+                time.time(),
+            )
+        except asyncpg.UniqueViolationError:
+            return False
+        return True
+
+    async def list_editors(self) -> list[tuple[str, float, float | None]]:
+        rows = await self.pool.fetch(
+            "SELECT name, created_at, revoked_at FROM editors ORDER BY name"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def revoke_editor(self, name: str) -> bool:
+        result = await self.pool.execute(
+            "UPDATE editors SET revoked_at=$1 WHERE name=$2 AND revoked_at IS NULL",
+            time.time(),
+            name,
+        )
+        return result.endswith(" 1")
+
+    async def editor_for_key(self, key_hash: bytes) -> str | None:
+        return await self.pool.fetchval(
+            "SELECT name FROM editors WHERE key_hash=$1 AND revoked_at IS NULL", key_hash
+        )
+
+    # -- alerts -----------------------------------------------------------------------
+    async def count_audience(self, topics: list[str]) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT COUNT(*) FROM subscriptions s WHERE vapid_rejected_at IS NULL AND EXISTS "
+                "(SELECT 1 FROM subscription_topics t WHERE t.subscription_id = s.id "
+                "AND t.topic = ANY($1::text[]))",
+                topics,
+            )
+        )
+
+    async def create_alert(
+        self,
+        new: NewAlert,
+        audience: int,
+        *,
+        idempotency_window: float,
+        duplicate_window: float | None,
+    ) -> AlertCreation:
+        now = time.time()
+        topics = json.dumps(sorted(new.topics))
+        async with self._tx() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", ALERT_LOCK)
+            if new.idempotency_key is not None:
+                row = await conn.fetchrow(
+                    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE editor=$1 AND idempotency_key=$2",
+                    new.editor,
+                    new.idempotency_key,
+                )
+                if row is not None and row[ALERT_CREATED] > now - idempotency_window:
+                    return AlertCreation(alert_from_row(row), "replayed")
+                if row is not None:
+                    await conn.execute("UPDATE alerts SET idempotency_key=NULL WHERE id=$1", row[0])
+            if duplicate_window is not None:
+                row = await conn.fetchrow(
+                    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE url=$1 AND topics=$2 "
+                    "AND created_at > $3 AND status <> 'cancelled' ORDER BY id DESC LIMIT 1",
+                    new.url,
+                    topics,
+                    now - duplicate_window,
+                )
+                if row is not None:
+                    return AlertCreation(alert_from_row(row), "duplicate")
+            row = await conn.fetchrow(
+                "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
+                "urgency, respect_quiet_hours, editor, idempotency_key, created_at, audience) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "
+                f"RETURNING {ALERT_COLUMNS}",
+                new_public_id(),
+                new.title,
+                new.url,
+                new.body,
+                new.icon,
+                new.image,
+                topics,
+                new.ttl,
+                new.urgency,
+                new.respect_quiet_hours,
+                new.editor,
+                new.idempotency_key,
+                now,
+                audience,
+            )
+            await conn.execute(f"NOTIFY {NEW_ALERT_CHANNEL}")
+        return AlertCreation(alert_from_row(row), "created")
+
+    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None:
+        await self.pool.execute(
+            "UPDATE alerts SET first_response=$1 WHERE id=$2", json.dumps(response), alert_id
+        )
+
+    async def _alert_where(self, condition: str, *params: Any) -> Alert | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition}", *params
+        )
+        return alert_from_row(row) if row else None
+
+    async def get_alert(self, public_id: str) -> Alert | None:
+        return await self._alert_where("public_id=$1", public_id)
+
+    async def get_alert_by_id(self, alert_id: int) -> Alert | None:
+        return await self._alert_where("id=$1", alert_id)
+
+    async def list_alerts(self, limit: int) -> list[Alert]:
+        rows = await self.pool.fetch(
+            f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT $1", limit
+        )
+        return [alert_from_row(r) for r in rows]
+
+    async def cancel_alert(self, public_id: str) -> Alert | None:
+        now = time.time()
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, status FROM alerts WHERE public_id=$1 FOR UPDATE", public_id
+            )
+            if row is None:
+                return None
+            alert_id, status = row
+            if status in ("queued", "sending", "done"):
+                await conn.execute(
+                    "UPDATE alert_shards SET state='done', lease_owner=NULL "
+                    "WHERE alert_id=$1 AND state <> 'done'",
+                    alert_id,
+                )
+                dropped = int(
+                    (
+                        await conn.execute(
+                            "DELETE FROM deliveries_deferred WHERE alert_id=$1", alert_id
+                        )
+                    ).split()[-1]
+                )
+                new_status = "cancelled" if status != "done" or dropped else status
+                await conn.execute(
+                    "UPDATE alerts SET status=$1, planned=TRUE, "
+                    "finished_at=COALESCE(finished_at, $2), deferred = deferred - $3, "
+                    "skipped = skipped + $3 WHERE id=$4",
+                    new_status,
+                    now,
+                    dropped,
+                    alert_id,
+                )
+        return await self.get_alert_by_id(alert_id)
+
+    # -- fan-out work -----------------------------------------------------------------
+    async def plan_next_alert(self, split: RangeSplitter) -> Alert | None:
+        async with self._tx() as conn:
+            alert_id = await conn.fetchval(
+                "SELECT id FROM alerts WHERE NOT planned AND status='queued' ORDER BY id "
+                "LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+            if alert_id is None:
+                return None
+            lo, hi = await conn.fetchrow("SELECT MIN(id), MAX(id) FROM subscriptions")
+            ranges = split(lo - 1, hi) if lo is not None else []
+            await conn.executemany(
+                "INSERT INTO alert_shards (alert_id, lo, hi, cursor) VALUES ($1, $2, $3, $2)",
+                [(alert_id, a, b) for a, b in ranges],
+            )
+            await conn.execute("UPDATE alerts SET planned=TRUE WHERE id=$1", alert_id)
+            if not ranges:
+                await _finish_alert(conn, alert_id, time.time())
+        return await self.get_alert_by_id(alert_id)
+
+    async def claim_shard(self, owner: str, lease: float) -> Shard | None:
+        now = time.time()
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "WITH next AS (SELECT id FROM alert_shards WHERE state <> 'done' "
+                "AND (state = 'queued' OR lease_expires < $1) ORDER BY id LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED) "
+                "UPDATE alert_shards s SET state='claimed', lease_owner=$2, lease_expires=$3, "
+                "claims = claims + 1 FROM next WHERE s.id = next.id "
+                "RETURNING s.id, s.alert_id, s.lo, s.hi, s.cursor",
+                now,
+                owner,
+                now + lease,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE alerts SET status='sending', started_at=COALESCE(started_at, $1) "
+                "WHERE id=$2 AND status='queued'",
+                now,
+                row[1],
+            )
+        return Shard(*row)
+
+    async def recipients(
+        self, topics: list[str], after: int, upto: int, limit: int
+    ) -> list[Recipient]:
+        rows = await self.pool.fetch(
+            f"SELECT {RECIPIENT_COLUMNS} FROM subscriptions WHERE id IN ("
+            "SELECT DISTINCT subscription_id FROM subscription_topics "
+            "WHERE topic = ANY($1::text[]) AND subscription_id > $2 AND subscription_id <= $3 "
+            "ORDER BY subscription_id LIMIT $4) ORDER BY id",
+            topics,
+            after,
+            upto,
+            limit,
+        )
+        return [recipient_from_row(r) for r in rows]
+
+    async def daily_counts(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        if not keys:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT subscription_id, day, count FROM daily_counts "
+            "WHERE subscription_id = ANY($1::bigint[])",
+            sorted({k[0] for k in keys}),
+        )
+        wanted = set(keys)
+        return {(r[0], r[1]): r[2] for r in rows if (r[0], r[1]) in wanted}
+
+    async def checkpoint(self, cp: Checkpoint, owner: str, lease: float) -> str | None:
+        now = time.time()
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT lease_owner, state FROM alert_shards WHERE id=$1 FOR UPDATE", cp.shard_id
+            )
+            if row is None or row[0] != owner or row[1] != "claimed":
+                return None
+            await _write_outcomes(conn, cp.outcomes, now)
+            if cp.deferrals:
+                await conn.executemany(
+                    "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (alert_id, subscription_id) DO UPDATE "
+                    "SET due_at=excluded.due_at, reason=excluded.reason, "
+                    "attempts=deliveries_deferred.attempts+1, lease_owner=NULL, "
+                    "lease_expires=NULL",
+                    [(cp.alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
+                )
+            if cp.daily:
+                await _count_days(conn, cp.daily)
+            await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
+            await conn.execute(
+                "UPDATE alert_shards SET cursor=$1, lease_expires=$2 WHERE id=$3",
+                cp.cursor,
+                now + lease,
+                cp.shard_id,
+            )
+            return await conn.fetchval("SELECT status FROM alerts WHERE id=$1", cp.alert_id)
+
+    async def finish_shard(self, shard: Shard, owner: str) -> bool:
+        now = time.time()
+        async with self._tx() as conn:
+            result = await conn.execute(
+                "UPDATE alert_shards SET state='done', lease_owner=NULL "
+                "WHERE id=$1 AND lease_owner=$2 AND state='claimed'",
+                shard.id,
+                owner,
+            )
+            if not result.endswith(" 1"):
+                return False
+            # Lock the alert row so two workers finishing its last shards see each other.
+            await conn.execute("SELECT 1 FROM alerts WHERE id=$1 FOR UPDATE", shard.alert_id)
+            remaining = await conn.fetchval(
+                "SELECT COUNT(*) FROM alert_shards WHERE alert_id=$1 AND state <> 'done'",
+                shard.alert_id,
+            )
+            if remaining == 0:
+                await _finish_alert(conn, shard.alert_id, now)
+        return True
+
+    async def release_shard(self, shard: Shard, owner: str) -> None:
+        await self.pool.execute(
+            "UPDATE alert_shards SET state='queued', lease_owner=NULL, lease_expires=NULL "
+            "WHERE id=$1 AND lease_owner=$2 AND state='claimed'",
+            shard.id,
+            owner,
+        )
+
+    async def claim_due(
+        self, owner: str, now: float, limit: int, lease: float
+    ) -> list[DueDelivery]:
+        async with self._tx() as conn:
+            claimed = await conn.fetch(
+                "WITH due AS (SELECT alert_id, subscription_id FROM deliveries_deferred "
+                "WHERE due_at <= $1 AND (lease_expires IS NULL OR lease_expires < $1) "
+                "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                "UPDATE deliveries_deferred d SET lease_owner=$3, lease_expires=$4 FROM due "
+                "WHERE d.alert_id = due.alert_id AND d.subscription_id = due.subscription_id "
+                "RETURNING d.alert_id, d.reason, d.attempts, d.subscription_id",
+                now,
+                limit,
+                owner,
+                now + lease,
+            )
+            if not claimed:
+                return []
+            rows = await conn.fetch(
+                f"SELECT {RECIPIENT_COLUMNS} FROM subscriptions WHERE id = ANY($1::bigint[])",
+                [c[3] for c in claimed],
+            )
+        recipients = {r[0]: recipient_from_row(r) for r in rows}
+        return [
+            DueDelivery(c[0], c[1], c[2], recipients[c[3]]) for c in claimed if c[3] in recipients
+        ]
+
+    async def settle(self, owner: str, settlements: list[Settlement]) -> None:
+        now = time.time()
+        async with self._tx() as conn:
+            for item in settlements:
+                result = await conn.execute(
+                    "DELETE FROM deliveries_deferred WHERE alert_id=$1 AND subscription_id=$2 "
+                    "AND lease_owner=$3",
+                    item.alert_id,
+                    item.subscription_id,
+                    owner,
+                )
+                if not result.endswith(" 1"):
+                    continue
+                if item.count == "deferred":
+                    await conn.execute(
+                        "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
+                        "reason, attempts) VALUES ($1, $2, $3, 'retry', 1)",
+                        item.alert_id,
+                        item.subscription_id,
+                        item.due_at,
+                    )
+                    continue
+                counts = {"deferred": -1, item.count: 1}
+                if item.count in ("delivered", "removed", "failed"):
+                    counts["sent"] = 1
+                if item.day:
+                    await _count_days(conn, [(item.subscription_id, item.day)])
+                await _add_counts(conn, item.alert_id, counts, None)
+                if item.outcome:
+                    await _write_outcomes(conn, [(item.subscription_id, *item.outcome)], now)
+
+    async def pending_work(self) -> dict[str, int]:
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT COUNT(*) FROM alert_shards WHERE state <> 'done'), "
+            "(SELECT COUNT(*) FROM deliveries_deferred), "
+            "(SELECT COUNT(*) FROM alerts WHERE NOT planned)"
+        )
+        return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
+
+    async def next_due_time(self) -> float | None:
+        return await self.pool.fetchval("SELECT MIN(due_at) FROM deliveries_deferred")
+
+
+async def _apply_preferences(
+    conn: asyncpg.Connection, sub_id: int, prefs: dict[str, Any], now: float
+) -> None:
+    columns: dict[str, Any] = {}
+    if "timezone" in prefs:
+        columns["timezone"] = prefs["timezone"]
+    if "quiet_hours" in prefs:
+        quiet: QuietHours | None = prefs["quiet_hours"]
+        columns["quiet_start"] = quiet.start if quiet else None
+        columns["quiet_end"] = quiet.end if quiet else None
+    for key in ("max_per_day", "language"):
+        if key in prefs:
+            columns[key] = prefs[key]
+    if columns:
+        sets = ", ".join(f"{name}=${n}" for n, name in enumerate(columns, 1))
+        n = len(columns)
+        await conn.execute(
+            f"UPDATE subscriptions SET {sets}, updated_at=${n + 1} WHERE id=${n + 2}",
+            *columns.values(),
+            now,
+            sub_id,
+        )
+    if "topics" in prefs:
+        await conn.execute("DELETE FROM subscription_topics WHERE subscription_id=$1", sub_id)
+        await conn.executemany(
+            "INSERT INTO subscription_topics (topic, subscription_id) VALUES ($1, $2)",
+            [(topic, sub_id) for topic in sorted(set(prefs["topics"]))],
+        )
+
+
+async def _refresh(
+    conn: asyncpg.Connection, sub_id: int, item: NewSubscription, now: float
+) -> None:
+    await conn.execute(
+        "UPDATE subscriptions SET p256dh=$1, auth=$2, vapid_key_id=$3, token_hash=$4, "
+        "updated_at=$5, vapid_rejected_at=NULL, last_failure=NULL WHERE id=$6",
+        item.p256dh,
+        item.auth,
+        item.vapid_key_id,
+        item.token_hash,
+        now,
+        sub_id,
+    )
+    await _apply_preferences(conn, sub_id, item.preferences, now)
+
+
+async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> None:
+    """Delete readers; deliveries still deferred for them count as skipped, so counts add up."""
+    await conn.execute(
+        "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
+        "(SELECT alert_id, COUNT(*) AS c FROM deliveries_deferred "
+        "WHERE subscription_id = ANY($1::bigint[]) GROUP BY alert_id) AS n "
+        "WHERE alerts.id = n.alert_id",
+        ids,
+    )
+    await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::bigint[])", ids)
+
+
+async def _write_outcomes(
+    conn: asyncpg.Connection, outcomes: list[tuple[int, str, str]], now: float
+) -> None:
+    gone = [sub_id for sub_id, result, _ in outcomes if result == "gone"]
+    rejected = [(reason, now, i) for i, result, reason in outcomes if result == "vapid_rejected"]
+    failed = [
+        (reason, i)
+        for i, result, reason in outcomes
+        if result in ("failed", "rejected", "too_large")
+    ]
+    if gone:
+        await _delete_subscriptions(conn, gone)
+    if rejected:
+        await conn.executemany(
+            "UPDATE subscriptions SET last_failure=$1, vapid_rejected_at=$2 WHERE id=$3", rejected
+        )
+    if failed:
+        await conn.executemany("UPDATE subscriptions SET last_failure=$1 WHERE id=$2", failed)
+
+
+async def _count_days(conn: asyncpg.Connection, days: list[tuple[int, str]]) -> None:
+    await conn.executemany(
+        "INSERT INTO daily_counts (subscription_id, day, count) VALUES ($1, $2, 1) "
+        "ON CONFLICT (subscription_id, day) DO UPDATE SET count = daily_counts.count + 1",
+        days,
+    )
+
+
+async def _add_counts(
+    conn: asyncpg.Connection, alert_id: int, counts: dict[str, int], error: str | None
+) -> None:
+    changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
+    if not changes and not error:
+        return
+    sets = [f"{name} = {name} + ${n}" for n, name in enumerate(changes, 1)]
+    params: list[Any] = list(changes.values())
+    if error:
+        params.append(error)
+        sets.append(f"error = COALESCE(error, ${len(params)})")
+    params.append(alert_id)
+    await conn.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=${len(params)}", *params)
+
+
+async def _finish_alert(conn: asyncpg.Connection, alert_id: int, now: float) -> None:
+    await conn.execute(
+        "UPDATE alerts SET finished_at=$1, "
+        "audience = delivered + removed + failed + skipped + deferred, "
+        "status = CASE WHEN status NOT IN ('sending', 'queued') THEN status "
+        "WHEN delivered = 0 AND failed > 0 THEN 'failed' ELSE 'done' END WHERE id=$2",
+        now,
+        alert_id,
+    )
+    cutoff = time.strftime("%Y-%m-%d", time.gmtime(now - 2 * 86400))
+    await conn.execute("DELETE FROM daily_counts WHERE day < $1", cutoff)

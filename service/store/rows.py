@@ -1,0 +1,82 @@
+"""Column lists and row converters shared by the SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .models import COUNT_FIELDS, Alert, QuietHours, Recipient, Subscription
+
+SUBSCRIPTION_COLUMNS = (
+    "id, public_id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, "
+    "max_per_day, language, created_at, updated_at"
+)
+ALERT_COLUMNS = (
+    "id, public_id, title, url, body, icon, image, topics, ttl, urgency, respect_quiet_hours, "
+    "editor, status, created_at, started_at, finished_at, error, first_response, "
+    + ", ".join(COUNT_FIELDS)
+)
+ALERT_CREATED = 13  # position of created_at in ALERT_COLUMNS
+RECIPIENT_COLUMNS = (
+    "id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, max_per_day, "
+    "vapid_rejected_at"
+)
+
+
+def subscription_from_row(row: Any, topics: list[str]) -> Subscription:
+    quiet = QuietHours(row[7], row[8]) if row[7] is not None and row[8] is not None else None
+    return Subscription(
+        id=row[0],
+        public_id=row[1],
+        endpoint=row[2],
+        p256dh=bytes(row[3]),
+        auth=bytes(row[4]),
+        vapid_key_id=row[5],
+        topics=topics,
+        timezone=row[6],
+        quiet_hours=quiet,
+        max_per_day=row[9],
+        language=row[10],
+        created_at=row[11],
+        updated_at=row[12],
+    )
+
+
+def alert_from_row(row: Any) -> Alert:
+    counts = dict(zip(COUNT_FIELDS, row[18:], strict=True))
+    return Alert(
+        id=row[0],
+        public_id=row[1],
+        title=row[2],
+        url=row[3],
+        body=row[4],
+        icon=row[5],
+        image=row[6],
+        topics=json.loads(row[7]),
+        ttl=row[8],
+        urgency=row[9],
+        respect_quiet_hours=bool(row[10]),
+        editor=row[11],
+        status=row[12],
+        created_at=row[13],
+        started_at=row[14],
+        finished_at=row[15],
+        error=row[16],
+        first_response=json.loads(row[17]) if row[17] else None,
+        counts=counts,
+    )
+
+
+def recipient_from_row(row: Any) -> Recipient:
+    return Recipient(
+        id=row[0],
+        endpoint=row[1],
+        p256dh=bytes(row[2]),
+        auth=bytes(row[3]),
+        vapid_key_id=row[4],
+        timezone=row[5],
+        quiet_start=row[6],
+        quiet_end=row[7],
+        max_per_day=row[8],
+        vapid_rejected=row[9] is not None,
+    )
