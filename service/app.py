@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from .api.state import KEYRING, SETTINGS, STORE, WAKE_WORKERS
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
 from .store import Store, open_store
+from .supervisor import WorkerProcesses
 from .vapid_keys import load_keyring
 from .web import setup_web
 from .webpush.sender import Sender, SenderOptions
@@ -28,6 +30,8 @@ class Runtime:
     """How this process takes part in the fan-out (tests tune these)."""
 
     embedded_worker: bool = True
+    worker_processes: int = 0  # > 0: child processes do the fan-out instead
+    config_file: str | None = None
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     sender: SenderOptions | None = None
 
@@ -44,6 +48,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
     app.cleanup_ctx.append(_embedded_worker)
+    app.cleanup_ctx.append(_worker_processes)
     setup_api(app)
     setup_web(app)
     return app
@@ -75,7 +80,7 @@ def sender_options(settings: Settings, runtime: Runtime) -> SenderOptions:
 async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
     """The embedded default: one fan-out worker in the API's own event loop."""
     runtime = app[RUNTIME]
-    if not runtime.embedded_worker:
+    if not runtime.embedded_worker or runtime.worker_processes:
         yield
         return
     sender = Sender(app[KEYRING], sender_options(app[SETTINGS], runtime))
@@ -97,14 +102,33 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
         await sender.close()
 
 
+async def _worker_processes(app: web.Application) -> AsyncIterator[None]:
+    """`serve --workers N`: N worker processes beside the API, woken when an alert arrives."""
+    runtime = app[RUNTIME]
+    if not runtime.worker_processes:
+        yield
+        return
+    processes = WorkerProcesses(runtime.worker_processes, runtime.config_file)
+    await processes.start()
+    app[WAKE_WORKERS] = processes.wake
+    try:
+        yield
+    finally:
+        await processes.stop()
+
+
 async def run_workers(settings: Settings, stop: asyncio.Event, options: WorkerOptions) -> None:
-    """`pushdesk worker`: fan-out workers alone, on any machine that reaches the database."""
+    """`pushdesk worker`: fan-out workers alone, on any machine that reaches the database.
+
+    SIGUSR1 wakes the worker at once (the API sends it to the workers it started).
+    """
     store: Store = await open_store(settings.database)
     try:
         keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
-        async with Sender(
-            keyring, SenderOptions(allow_loopback=settings.allow_http_endpoints)
-        ) as s:
-            await FanoutWorker(store, s, options).run(stop)
+        sending = SenderOptions(allow_loopback=settings.allow_http_endpoints)
+        async with Sender(keyring, sending) as sender:
+            worker = FanoutWorker(store, sender, options)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, worker.wake)
+            await worker.run(stop)
     finally:
         await store.close()

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API and the fan-out workers")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes beside the API (default: one per core); 0 = in the API's loop",
+    )
     serve.set_defaults(run=_serve)
 
     keys = commands.add_parser("keys", help="VAPID keys").add_subparsers(
@@ -106,6 +111,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) > 256:
+        raise argparse.ArgumentTypeError(f"invalid number of workers {text!r} (0-256)")
+    return int(text)
+
+
 def _ttl(text: str) -> int:
     if not text.isdigit() or int(text) > MAX_TTL:
         raise argparse.ArgumentTypeError(f"invalid ttl {text!r} (0-{MAX_TTL} seconds)")
@@ -163,12 +174,26 @@ def with_store(settings: Settings, action: Callable[[Store], Awaitable[Any]]) ->
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .app import create_app
+    from .app import Runtime, create_app, worker_options
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     host = args.host or settings.host
     port = args.port or settings.port
-    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=10)
+    workers = args.workers if args.workers is not None else settings.workers
+    runtime = Runtime(
+        worker=worker_options(settings),
+        worker_processes=workers,
+        config_file=args.config,
+    )
+    logging.getLogger("pushdesk").info(
+        "pushdesk listening on http://%s:%s (%s)",
+        host,
+        port,
+        f"{workers} worker processes" if workers else "worker in the API's event loop",
+    )
+    web.run_app(
+        create_app(settings, runtime), host=host, port=port, print=None, shutdown_timeout=10
+    )
     return 0
 
 

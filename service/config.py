@@ -68,7 +68,7 @@ class Settings:
     rate_limit: tuple[int, float] | None = (30, 60.0)
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
-    workers: int = 0
+    workers: int = os.cpu_count() or 1  # worker processes beside the API; 0 = in its loop
     worker_concurrency: int = 256
     lease_seconds: int = 30
 

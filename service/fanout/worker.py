@@ -120,6 +120,8 @@ class FanoutWorker:
 
     async def run_once(self, stop: asyncio.Event | None = None) -> bool:
         """One unit of work (plan an alert, work a shard, or send due deliveries)."""
+        if not await self.store.has_work(self.clock()):
+            return False
         if await self.store.plan_next_alert(self._split):
             return True
         shard = await self.store.claim_shard(self.owner, self.options.lease)

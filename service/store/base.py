@@ -157,6 +157,9 @@ class AlertStore(Protocol):
 
     async def settle(self, owner: str, settlements: list[Settlement]) -> None: ...
 
+    async def has_work(self, now: float) -> bool:
+        """Read-only: is anything plannable, claimable or due? (cheap idle polling)"""
+
     async def pending_work(self) -> dict[str, int]: ...
 
     async def next_due_time(self) -> float | None: ...

@@ -677,6 +677,18 @@ class PostgresStore:
                 if item.outcome:
                     await _write_outcomes(conn, [(item.subscription_id, *item.outcome)], now)
 
+    async def has_work(self, now: float) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM alerts WHERE NOT planned AND status = 'queued') "
+                "OR EXISTS (SELECT 1 FROM alert_shards WHERE state <> 'done' "
+                "AND (state = 'queued' OR lease_expires < $1)) "
+                "OR EXISTS (SELECT 1 FROM deliveries_deferred WHERE due_at <= $1 "
+                "AND (lease_expires IS NULL OR lease_expires < $1))",
+                now,
+            )
+        )
+
     async def pending_work(self) -> dict[str, int]:
         row = await self.pool.fetchrow(
             "SELECT (SELECT COUNT(*) FROM alert_shards WHERE state <> 'done'), "

@@ -743,6 +743,18 @@ class SQLiteStore:
                 if item.outcome:
                     await _write_outcomes(db, [(item.subscription_id, *item.outcome)], now)
 
+    async def has_work(self, now: float) -> bool:
+        """A read-only look, so idle workers polling never take the write lock."""
+        row = await self._one(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE planned = 0 AND status = 'queued') "
+            "OR EXISTS (SELECT 1 FROM alert_shards WHERE state != 'done' "
+            "AND (state = 'queued' OR lease_expires < ?)) "
+            "OR EXISTS (SELECT 1 FROM deliveries_deferred WHERE due_at <= ? "
+            "AND (lease_expires IS NULL OR lease_expires < ?))",
+            (now, now, now),
+        )
+        return bool(row and row[0])
+
     async def pending_work(self) -> dict[str, int]:
         row = await self._one(
             "SELECT (SELECT COUNT(*) FROM alert_shards WHERE state != 'done'), "

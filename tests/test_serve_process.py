@@ -1,0 +1,111 @@
+"""`pushdesk serve` as a real process: worker processes beside the API, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections import Counter
+
+import aiohttp
+
+from service.config import Settings
+from tests.cli_runner import env_for, free_port, pushdesk
+
+
+async def start_serve(settings: Settings, port: int, *args: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--port",
+        str(port),
+        *args,
+        env=env_for(settings, PUSHDESK_LEASE_SECONDS="5"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/api/topics") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise AssertionError("pushdesk serve did not start")
+
+
+async def subscribe_many(session, base: str, push_service, count: int) -> list[str]:
+    endpoints = []
+    for _ in range(count):
+        endpoint, keys = push_service.subscribe()
+        body = {"subscription": keys.subscription_json(endpoint)}
+        async with session.post(f"{base}/api/subscriptions", json=body) as resp:
+            assert resp.status == 201
+        endpoints.append(endpoint)
+    return endpoints
+
+
+async def wait_alert(session, base: str, alert_id: str, headers, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        async with session.get(f"{base}/api/alerts/{alert_id}", headers=headers) as resp:
+            alert = await resp.json()
+        if alert["status"] in ("done", "cancelled", "failed"):
+            return alert
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"alert not finished: {alert}")
+
+
+async def test_serve_with_worker_processes_and_graceful_sigterm(settings, push_service):
+    added = await pushdesk(settings, "editors", "add", "desk")
+    key = added.out.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start_serve(settings, port, "--workers", "2")
+    async with aiohttp.ClientSession() as session:
+        endpoints = await subscribe_many(session, base, push_service, 400)
+        async with session.post(
+            f"{base}/api/alerts",
+            json={"title": "Via workers", "url": "https://n.example/a"},
+            headers=headers,
+        ) as resp:
+            assert resp.status == 202
+            first = await resp.json()
+        done = await wait_alert(session, base, first["id"], headers)
+        assert done["status"] == "done" and done["counts"]["delivered"] == 400
+
+        # A slow push service, then SIGTERM in the middle of an alert.
+        push_service.delay = 0.05
+        async with session.post(
+            f"{base}/api/alerts",
+            json={"title": "Interrupted", "url": "https://n.example/b"},
+            headers=headers,
+        ) as resp:
+            second = await resp.json()
+        for _ in range(500):
+            if sum(len(push_service.messages(e)) for e in endpoints) > 400 + 50:
+                break
+            await asyncio.sleep(0.01)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 15)
+        assert code == 0 and time.monotonic() - stopping < 10
+
+        push_service.delay = 0.0
+        restarted = await start_serve(settings, port, "--workers", "1")
+        try:
+            final = await wait_alert(session, base, second["id"], headers)
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(restarted.wait(), 15)
+    assert final["status"] == "done" and final["counts"]["delivered"] == 400
+    copies = Counter(
+        sum(1 for m in push_service.messages(e) if m["title"] == "Interrupted") for e in endpoints
+    )
+    assert copies[0] == 0
+    assert sum(n for c, n in copies.items() if c > 1) <= 500  # at most the batch in flight
