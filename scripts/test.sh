@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs it.
 # System packages: Chromium and Firefox ESR for the browser tests (Debian's builds; nothing is
-# downloaded by the test tools themselves). PostgreSQL must listen on 127.0.0.1:5432.
+# downloaded by the test tools themselves), nginx and systemd-analyze to check deploy/.
+# PostgreSQL must listen on 127.0.0.1:5432 (started here when it is installed but down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
+command -v nginx >/dev/null || need_apt+=(nginx-light)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
