@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from .api.errors import ApiError
@@ -82,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = editors.add_parser("revoke", help="revoke an editor's key")
     revoke.add_argument("name")
     revoke.set_defaults(run=_editors_revoke)
+
+    subs = commands.add_parser("subscriptions", help="move readers in and out").add_subparsers(
+        dest="subscriptions_command", required=True, parser_class=_Parser
+    )
+    imp = subs.add_parser("import", help="add readers from JSON lines (PushSubscription.toJSON)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--key-id", help="the VAPID key these readers subscribed with (default: active)"
+    )
+    imp.set_defaults(run=_subscriptions_import)
+    exp = subs.add_parser("export", help="write every reader as JSON lines ('-' for stdout)")
+    exp.add_argument("file")
+    exp.set_defaults(run=_subscriptions_export)
 
     worker = commands.add_parser("worker", help="run fan-out workers only")
     worker.add_argument("--concurrency", type=_positive, help="messages in flight (default 256)")
@@ -337,3 +351,51 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
         body["dryRun"] = True
     client = EditorClient.from_environment()
     return asyncio.run(send_alert(client, body, args.idempotency_key, args.wait))
+
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+def _subscriptions_import(settings: Settings, args: argparse.Namespace) -> int:
+    from .transfer import import_lines, read_lines
+
+    if not args.file.is_file():
+        raise CliError(f"{args.file} is not a readable file")
+
+    async def action(store: Store) -> Any:
+        keys = {k.id: k.status for k in await store.list_vapid_keys()}
+        key_id = args.key_id or next((k for k, s in keys.items() if s == "active"), None)
+        if key_id is None:
+            raise CliError("no VAPID key yet: run `pushdesk keys generate` first")
+        if keys.get(key_id) not in ("active", "retiring"):
+            raise CliError(f"no usable VAPID key {key_id!r} (see pushdesk keys show)")
+        return await import_lines(store, read_lines(args.file), settings, key_id)
+
+    try:
+        report = with_store(settings, action)
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file} is not UTF-8 text") from None
+    for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
+        print(f"pushdesk: {args.file}: {problem}", file=sys.stderr)
+    if report.skipped > MAX_PROBLEMS_SHOWN:
+        print(f"pushdesk: ... and {report.skipped - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+    print(
+        f"imported {report.created} new and {report.updated} known readers; "
+        f"{report.skipped} lines skipped"
+    )
+    return 1 if report.problems else 0
+
+
+def _subscriptions_export(settings: Settings, args: argparse.Namespace) -> int:
+    from .transfer import export_lines
+
+    async def action(store: Store) -> int:
+        if args.file == "-":
+            return await export_lines(store, sys.stdout)
+        with open(args.file, "w", encoding="utf-8") as out:  # noqa: ASYNC230 - CLI, one task
+            return await export_lines(store, out)
+
+    count = with_store(settings, action)
+    if args.file != "-":
+        print(f"exported {count} readers to {args.file}")
+    return 0

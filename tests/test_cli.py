@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from service.store import open_store
@@ -159,3 +161,59 @@ async def test_editors_add_list_revoke(settings):
     assert "revoked" in (await pushdesk(settings, "editors", "list")).out
     again = await pushdesk(settings, "editors", "revoke", "night-desk")
     assert again.code == 1 and "no active editor" in again.err
+
+
+async def test_subscriptions_import_reports_bad_lines_and_export_round_trips(settings, tmp_path):
+    from tests.helpers import BrowserKeys
+
+    assert (await pushdesk(settings, "keys", "generate")).code == 0
+    good = [
+        BrowserKeys.generate().subscription_json(f"https://fcm.googleapis.com/fcm/send/r{i}")
+        for i in range(30)
+    ]
+    lines = [json.dumps(sub) for sub in good]
+    lines[3] = json.dumps(
+        {
+            **good[3],
+            "topics": ["world", "sport"],
+            "timezone": "Asia/Tokyo",
+            "quietHours": {"start": "23:00", "end": "06:30"},
+            "maxPerDay": 3,
+        }
+    )
+    bad = {
+        7: "{not json",
+        11: json.dumps({**good[11], "keys": {"p256dh": "AAAA", "auth": good[11]["keys"]["auth"]}}),
+        15: json.dumps({**good[15], "endpoint": "https://evil.example/x"}),
+        19: json.dumps({**good[19], "topics": ["gardening"]}),
+        23: json.dumps({**good[23], "colour": "red"}),
+    }
+    for n, text in bad.items():
+        lines[n - 1] = text
+    source = tmp_path / "readers.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    run = await pushdesk(settings, "subscriptions", "import", str(source))
+    assert run.code == 1
+    assert "imported 25 new and 0 known readers; 5 lines skipped" in run.out
+    reported = [line for line in run.err.splitlines() if line.strip()]
+    assert [int(line.split("line ")[1].split(":")[0]) for line in reported] == sorted(bad)
+    assert "subscription.keys.p256dh" not in run.err and "keys.p256dh" in run.err
+    assert "not valid JSON" in run.err and "unknown topic" in run.err
+
+    again = await pushdesk(settings, "subscriptions", "import", str(source))
+    assert "imported 0 new and 25 known readers" in again.out
+
+    out = tmp_path / "export.jsonl"
+    exported = await pushdesk(settings, "subscriptions", "export", str(out))
+    assert exported.code == 0 and "exported 25 readers" in exported.out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 25
+    tokyo = next(r for r in rows if r["endpoint"] == good[3]["endpoint"])
+    assert tokyo["topics"] == ["sport", "world"] and tokyo["timezone"] == "Asia/Tokyo"
+    assert tokyo["quietHours"] == {"start": "23:00", "end": "06:30"} and tokyo["maxPerDay"] == 3
+    assert tokyo["keys"] == good[3]["keys"]
+    plain = next(r for r in rows if r["endpoint"] == good[0]["endpoint"])
+    assert plain["topics"] == ["breaking"]
+
+    missing = await pushdesk(settings, "subscriptions", "import", str(tmp_path / "nope"))
+    assert missing.code == 1 and "not a readable file" in missing.err
