@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -101,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=_positive, help="messages in flight (default 256)")
     worker.set_defaults(run=_worker)
 
+    bench = commands.add_parser("bench", help="measure one alert end to end, with baselines")
+    bench.add_argument("--subscribers", type=_count, default=100_000, help="readers (100000)")
+    bench.add_argument(
+        "--workers", type=_workers, default=os.cpu_count() or 1, help="worker processes"
+    )
+    bench.add_argument(
+        "--baseline-seconds", type=_seconds, default=8.0, help="time per pywebpush baseline"
+    )
+    bench.set_defaults(run=_bench)
+
     send = commands.add_parser("send", help="push an alert through a running service")
     send.add_argument("--title", required=True)
     send.add_argument("--url", required=True)
@@ -122,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (1-10000000)")
     return int(text)
 
 
@@ -399,3 +416,9 @@ def _subscriptions_export(settings: Settings, args: argparse.Namespace) -> int:
     if args.file != "-":
         print(f"exported {count} readers to {args.file}")
     return 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from . import bench
+
+    return asyncio.run(bench.run(args.subscribers, args.workers, args.baseline_seconds))

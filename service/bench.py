@@ -1,0 +1,434 @@
+"""`pushdesk bench`: one alert to N readers through the real API and workers, measured.
+
+Everything runs on this machine: a push-service sink on loopback in its own process (nginx when
+installed, else a small built-in one), `pushdesk serve --workers W` as a real process tree, and
+the same sink for two pywebpush baselines run in the same invocation, so the ratios compare like
+with like on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from .config import Settings
+from .store import open_store
+from .tokens import hash_secret, new_secret
+from .transfer import import_lines
+from .vapid_keys import load_keyring
+from .webpush.encoding import b64url_encode
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = "https://news.example/bench"
+
+
+# -- processes and /proc ----------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- the sink -------------------------------------------------------------------------------
+@dataclass
+class Sink:
+    kind: str
+    port: int
+    process: subprocess.Popen[bytes]
+    first_request_file: Path
+    started_cpu: float = 0.0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def first_request_at(self) -> float | None:
+        try:
+            text = self.first_request_file.read_text().strip()
+        except OSError:
+            return None
+        return float(text.split()[0]) if text else None
+
+    def reset(self) -> None:
+        self.first_request_file.write_text("")
+        if self.kind == "nginx":
+            self.process.send_signal(signal.SIGUSR1)  # reopen the (emptied) log
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_sink(scratch: Path) -> Sink:
+    port = free_port()
+    log = scratch / "sink-first.log"
+    log.write_text("")
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx:
+        conf = scratch / "nginx.conf"
+        conf.write_text(
+            f"daemon off; worker_processes 1; pid {scratch}/nginx.pid;\n"
+            f"error_log {scratch}/ng.err;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n"
+            f"  log_format t '$msec'; access_log {log} t buffer=256k flush=100ms;\n"
+            "  keepalive_requests 1000000; keepalive_timeout 60s;\n"
+            f"  client_body_temp_path {scratch}; client_body_buffer_size 8k;\n"
+            f"  proxy_temp_path {scratch}; fastcgi_temp_path {scratch}; uwsgi_temp_path "
+            f"{scratch}; scgi_temp_path {scratch};\n"
+            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 201; }} }}\n"
+            "}\n"
+        )
+        process = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", str(scratch)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        kind = "nginx"
+    else:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.bench_sink", str(port), str(log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        kind = "built-in sink (nginx not installed)"
+    sink = Sink(kind, port, process, log)
+    _wait_for_port(port)
+    return sink
+
+
+def _wait_for_port(port: int, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def sink_cpu(sink: Sink) -> float:
+    return cpu_seconds(sink.process.pid) + sum(cpu_seconds(c) for c in children(sink.process.pid))
+
+
+# -- readers ----------------------------------------------------------------------------------
+def reader_lines(sink: Sink, count: int, progress: Progress) -> list[str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    lines = []
+    for n in range(count):
+        key = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        )
+        sub = {
+            "endpoint": f"{sink.base}/push/{n}",
+            "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
+            "topics": ["breaking"],
+        }
+        lines.append(json.dumps(sub))
+        if n % 5000 == 0:
+            progress.show("generating readers' keys", n, count)
+    return lines
+
+
+# -- output -----------------------------------------------------------------------------------
+class Progress:
+    def __init__(self, err: TextIO):
+        self.err = err
+
+    def show(self, label: str, done: int, total: int, extra: str = "") -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.err.write(
+            f"\r{label:<26} [{'#' * filled}{'-' * (width - filled)}] {done}/{total} {extra}"
+            + " " * 10
+        )
+        self.err.flush()
+
+    def done(self) -> None:
+        self.err.write("\n")
+
+
+@dataclass
+class Figures:
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    rate: float = 0.0  # pushdesk's messages/s, for the ratios
+
+    def add(self, name: str, value: str) -> None:
+        self.lines.append((name, value))
+
+    def print(self, out: TextIO) -> None:
+        width = max(len(n) for n, _ in self.lines)
+        for name, value in self.lines:
+            print(f"{name:<{width}}  {value}", file=out)
+
+
+# -- the run ----------------------------------------------------------------------------------
+async def run(
+    subscribers: int,
+    workers: int,
+    baseline_seconds: float = 8.0,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    progress = Progress(err)
+    scratch = Path(tempfile.mkdtemp(prefix="pushdesk-bench-"))
+    sink = start_sink(scratch)
+    figures = Figures()
+    try:
+        figures.add("machine", f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        figures.add("sink", f"{sink.kind} on {sink.base}")
+        settings = Settings(
+            database=f"sqlite:///{scratch / 'data' / 'pushdesk.db'}",
+            keys_dir=scratch / "keys",
+            vapid_subject="mailto:bench@example.com",
+            allow_http_endpoints=True,
+            rate_limit=None,
+            log_level="WARNING",
+        )
+        lines = reader_lines(sink, subscribers, progress)
+        editor_key, import_rate = await _prepare_store(settings, lines)
+        progress.done()
+        figures.add("readers loaded", f"{subscribers} ({import_rate:,.0f} readers/s import)")
+        await _run_alert(settings, sink, subscribers, workers, editor_key, progress, figures)
+        await _baselines(settings, sink, lines, baseline_seconds, progress, figures)
+    finally:
+        sink.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    progress.done()
+    figures.print(out)
+    return 0
+
+
+async def _prepare_store(settings: Settings, lines: list[str]) -> tuple[str, float]:
+    store = await open_store(settings.database)
+    try:
+        keyring = await load_keyring(
+            store, settings.keys_dir, settings.vapid_subject, create_first=True
+        )
+        key = new_secret()
+        await store.add_editor("bench", hash_secret(key))
+        started = time.perf_counter()
+        report = await import_lines(store, lines, settings, keyring.active_id)
+        rate = report.created / (time.perf_counter() - started)
+        if report.problems:
+            raise RuntimeError(f"bench readers did not import: {report.problems[:3]}")
+    finally:
+        await store.close()
+    return key, rate
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHDESK_")}
+    env.update(
+        PUSHDESK_DATABASE=settings.database,
+        PUSHDESK_KEYS_DIR=str(settings.keys_dir),
+        PUSHDESK_VAPID_SUBJECT=settings.vapid_subject,
+        PUSHDESK_ALLOW_HTTP_ENDPOINTS="true",
+        PUSHDESK_RATE_LIMIT="off",
+        PUSHDESK_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+async def _run_alert(
+    settings: Settings,
+    sink: Sink,
+    subscribers: int,
+    workers: int,
+    editor_key: str,
+    progress: Progress,
+    figures: Figures,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        await asyncio.sleep(1.0)  # worker processes load their keys
+        tree = [serve.pid, *children(serve.pid)]
+        cpu_before = {pid: cpu_seconds(pid) for pid in tree}
+        sink_before = sink_cpu(sink)
+        sink.reset()
+        headers = {"Authorization": f"Bearer {editor_key}"}
+        async with aiohttp.ClientSession() as session:
+            probe = asyncio.create_task(_api_probe(session, base, sink))
+            started = time.time()
+            async with session.post(
+                f"{base}/api/alerts", json={"title": "Bench alert", "url": PAGE}, headers=headers
+            ) as resp:
+                alert = await resp.json()
+                if resp.status != 202:
+                    raise RuntimeError(f"alert refused: {alert}")
+            while True:
+                async with session.get(f"{base}/api/alerts/{alert['id']}", headers=headers) as r:
+                    alert = await r.json()
+                c = alert["counts"]
+                worked = c["delivered"] + c["failed"] + c["removed"] + c["skipped"]
+                progress.show("sending the alert", worked, subscribers, alert["status"])
+                if alert["status"] in ("done", "failed", "cancelled"):
+                    break
+                await asyncio.sleep(0.1)
+            finished = time.time()
+            probe.cancel()
+            latencies = await asyncio.gather(probe, return_exceptions=True)
+        progress.done()
+        first = sink.first_request_at()
+        elapsed = finished - started
+        rate = c["delivered"] / elapsed
+        figures.add("alert", f"{alert['status']}: {c['delivered']} delivered, {c['failed']} failed")
+        figures.add("pushdesk messages/s", f"{rate:,.0f} (end to end, POST to done)")
+        figures.add("total time", f"{elapsed:.2f} s")
+        if first is not None:
+            figures.add("time to first request", f"{(first - started) * 1000:.1f} ms")
+        probe_ms = latencies[0] if isinstance(latencies[0], list) else []
+        if probe_ms:
+            p99 = statistics.quantiles(probe_ms, n=100)[98] if len(probe_ms) > 2 else max(probe_ms)
+            figures.add(
+                "API p99 while sending",
+                f"{p99:.1f} ms (POST /api/subscriptions, n={len(probe_ms)})",
+            )
+        tree = [pid for pid in tree if Path(f"/proc/{pid}").exists()]
+        cpu = {pid: cpu_seconds(pid) - cpu_before.get(pid, 0.0) for pid in tree}
+        rss = {pid: peak_rss_mb(pid) for pid in tree}
+        names = {serve.pid: "api"} | {pid: f"worker {n}" for n, pid in enumerate(tree[1:], 1)}
+        figures.add(
+            "peak memory",
+            ", ".join(f"{names[p]} {rss[p]:.0f} MB" for p in tree)
+            + f" (total {sum(rss.values()):.0f} MB)",
+        )
+        figures.add(
+            "CPU used",
+            ", ".join(f"{names[p]} {cpu[p]:.1f} s" for p in tree)
+            + f"; sink {sink_cpu(sink) - sink_before:.1f} s; wall {elapsed:.1f} s",
+        )
+        figures.rate = rate
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+
+
+async def _api_probe(session: aiohttp.ClientSession, base: str, sink: Sink) -> list[float]:
+    """Readers subscribing while the alert goes out: how long does the API take to answer?"""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    timings: list[float] = []
+    n = 0
+    try:
+        while True:
+            n += 1
+            key = (
+                ec.generate_private_key(ec.SECP256R1())
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                )
+            )
+            body = {
+                "subscription": {
+                    "endpoint": f"{sink.base}/probe/{n}",
+                    "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
+                },
+                "topics": ["sport"],
+            }
+            started = time.perf_counter()
+            async with session.post(f"{base}/api/subscriptions", json=body) as resp:
+                await resp.read()
+            timings.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        return timings
+
+
+async def _baselines(
+    settings: Settings,
+    sink: Sink,
+    lines: list[str],
+    seconds: float,
+    progress: Progress,
+    figures: Figures,
+) -> None:
+    """pywebpush as tutorials write it, and used well, on the same sink."""
+    from .bench_baselines import webpush_async_rate, webpush_loop_rate
+
+    [key_file] = list(settings.keys_dir.glob("*.pem"))
+    subscriptions = [_subscription_info(line) for line in lines[:20000]]
+    claims_sub = settings.vapid_subject
+    progress.show("baseline: webpush() loop", 0, 1)
+    loop_rate = await asyncio.to_thread(
+        webpush_loop_rate, subscriptions, str(key_file), claims_sub, seconds
+    )
+    progress.show("baseline: webpush_async", 0, 1)
+    async_rate = await webpush_async_rate(subscriptions, str(key_file), claims_sub, seconds)
+    progress.done()
+    rate = figures.rate
+    figures.add("pywebpush webpush() loop", f"{loop_rate:,.0f} messages/s")
+    figures.add("pywebpush webpush_async x100", f"{async_rate:,.0f} messages/s (shared session)")
+    figures.add(
+        "ratios",
+        f"{rate / loop_rate:.1f}x the webpush() loop, {rate / async_rate:.1f}x webpush_async",
+    )
+
+
+def _subscription_info(line: str) -> dict[str, Any]:
+    data = json.loads(line)
+    return {"endpoint": data["endpoint"], "keys": data["keys"]}
