@@ -313,6 +313,7 @@ async def _run_alert(
                 f"{base}/api/alerts", json={"title": "Bench alert", "url": PAGE}, headers=headers
             ) as resp:
                 alert = await resp.json()
+                answered = time.time()
                 if resp.status != 202:
                     raise RuntimeError(f"alert refused: {alert}")
             while True:
@@ -335,7 +336,11 @@ async def _run_alert(
         figures.add("pushdesk messages/s", f"{rate:,.0f} (end to end, POST to done)")
         figures.add("total time", f"{elapsed:.2f} s")
         if first is not None:
-            figures.add("time to first request", f"{(first - started) * 1000:.1f} ms")
+            figures.add(
+                "time to first request",
+                f"{(first - started) * 1000:.1f} ms (the API answered the POST in "
+                f"{(answered - started) * 1000:.1f} ms)",
+            )
         probe_ms = latencies[0] if isinstance(latencies[0], list) else []
         if probe_ms:
             p99 = statistics.quantiles(probe_ms, n=100)[98] if len(probe_ms) > 2 else max(probe_ms)

@@ -27,6 +27,9 @@ from . import planner
 from .policy import Action, AlertPolicy, decide, local_day
 
 log = logging.getLogger("pushdesk.fanout")
+# Spawning sends: yield to the loop after each of the first sends of a batch, so the first
+# requests leave at once (time to first request), then every 16 (throughput). Measured in bench.
+EAGER_SPAWNS, SPAWN_YIELD = 64, 16
 
 # How each engine result is counted on the alert.
 RESULT_COUNT = {
@@ -222,7 +225,12 @@ class FanoutWorker:
                     target, ctx.message, max_wait=self.options.inline_wait
                 )
 
-        return list(await asyncio.gather(*(one(r) for r in recipients)))
+        tasks = []
+        for n, recipient in enumerate(recipients):
+            tasks.append(asyncio.ensure_future(one(recipient)))
+            if n < EAGER_SPAWNS or n % SPAWN_YIELD == 0:
+                await asyncio.sleep(0)
+        return list(await asyncio.gather(*tasks))
 
     def _record(
         self,

@@ -370,11 +370,11 @@ class PostgresStore:
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
+        """Readers of any of the topics: an index-only count (the editor waits for it)."""
         return int(
             await self.pool.fetchval(
-                "SELECT COUNT(*) FROM subscriptions s WHERE vapid_rejected_at IS NULL AND EXISTS "
-                "(SELECT 1 FROM subscription_topics t WHERE t.subscription_id = s.id "
-                "AND t.topic = ANY($1::text[]))",
+                "SELECT COUNT(DISTINCT subscription_id) FROM subscription_topics "
+                "WHERE topic = ANY($1::text[])",
                 topics,
             )
         )

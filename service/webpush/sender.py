@@ -83,6 +83,15 @@ class PreparedMessage:
     ttl: int
     headers: dict[str, str]
     expires_at: float  # no retry after this: the news is stale and the TTL has passed
+    _signed: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def headers_for(self, authorization: str) -> dict[str, str]:
+        """The full request headers with one VAPID token: built once per (key, origin) token."""
+        headers = self._signed.get(authorization)
+        if headers is None:
+            headers = dict(self.headers, Authorization=authorization)
+            self._signed[authorization] = headers
+        return headers
 
 
 def prepare(
@@ -124,9 +133,11 @@ class Outcome:
 
 @dataclass
 class OriginState:
-    """Per push-service origin: a bound on requests in flight and a shared pause."""
+    """Per push-service origin: a bound on requests in flight, a shared pause, and what is
+    worked out once per origin rather than per message."""
 
     slots: asyncio.Semaphore
+    blocked: str | None  # why this origin may not be contacted, if it may not
     paused_until: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -183,6 +194,7 @@ class Sender:
                     total=opts.total_timeout, sock_connect=opts.connect_timeout
                 ),
                 auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # push services set no cookies we keep
             )
         return self._session
 
@@ -194,7 +206,8 @@ class Sender:
     def origin(self, name: str) -> OriginState:
         state = self._origins.get(name)
         if state is None:
-            state = OriginState(asyncio.Semaphore(self.options.per_origin))
+            blocked = self._blocked_literal(name)
+            state = OriginState(asyncio.Semaphore(self.options.per_origin), blocked)
             self._origins[name] = state
         return state
 
@@ -207,13 +220,12 @@ class Sender:
         never sits behind one throttled origin). No retry ever goes past the message's TTL.
         """
         origin = origin_of(target.endpoint)
-        blocked = self._blocked_literal(target.endpoint)
-        if blocked:
-            return Outcome(Result.REJECTED, blocked, origin=origin)
+        state = self.origin(origin)
+        if state.blocked:
+            return Outcome(Result.REJECTED, state.blocked, origin=origin)
         signer = self.keyring.signer(target.vapid_key_id)
         if signer is None:
             return Outcome(Result.FAILED, f"VAPID key {target.vapid_key_id} is not loaded", None)
-        state = self.origin(origin)
         loop_started = time.time()
         wait_limit = loop_started + (max_wait if max_wait is not None else message.ttl)
         attempt = 0
@@ -229,7 +241,7 @@ class Sender:
                 await asyncio.sleep(state.paused_until - now)
             attempt += 1
             body = encrypt(message.plaintext, target.p256dh, target.auth)
-            headers = dict(message.headers, Authorization=signer.authorization(origin))
+            headers = message.headers_for(signer.authorization(origin))
             async with state.slots:
                 status, verdict = await self._post(target.endpoint, body, headers)
             state.stats[verdict.result] = state.stats.get(verdict.result, 0) + 1
@@ -287,9 +299,9 @@ class Sender:
         ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _blocked_literal(self, endpoint: str) -> str | None:
-        """aiohttp skips the resolver for IP literals, so check those here."""
-        host = (urlsplit(endpoint).hostname or "").strip("[]")
+    def _blocked_literal(self, origin: str) -> str | None:
+        """aiohttp skips the resolver for IP literals, so check those here (once per origin)."""
+        host = (urlsplit(origin).hostname or "").strip("[]")
         try:
             ipaddress.ip_address(host)
         except ValueError:
