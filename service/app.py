@@ -13,7 +13,7 @@ from aiohttp import web
 from .api import setup_api
 from .api.errors import error_middleware
 from .api.http import cors_middleware, security_headers
-from .api.state import KEYRING, SETTINGS, STORE, WAKE_WORKERS
+from .api.state import KEYRING, SETTINGS, STORE, WAKE_WORKERS, WORKER_COUNT
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
 from .store import Store, open_store
@@ -45,6 +45,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app[SETTINGS] = settings
     app[RUNTIME] = runtime or Runtime(worker=worker_options(settings))
     app[WAKE_WORKERS] = lambda: None
+    app[WORKER_COUNT] = lambda: 0
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
     app.cleanup_ctx.append(_embedded_worker)
@@ -87,6 +88,7 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
     worker = FanoutWorker(app[STORE], sender, runtime.worker)
     app[WORKER] = worker
     app[WAKE_WORKERS] = worker.wake
+    app[WORKER_COUNT] = lambda: 1
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -111,6 +113,7 @@ async def _worker_processes(app: web.Application) -> AsyncIterator[None]:
     processes = WorkerProcesses(runtime.worker_processes, runtime.config_file)
     await processes.start()
     app[WAKE_WORKERS] = processes.wake
+    app[WORKER_COUNT] = processes.alive
     try:
         yield
     finally:

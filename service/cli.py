@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from .api.errors import ApiError
 from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_text
 from .config import ConfigError, Settings, load_settings
 from .errors import CliError
+from .logs import setup_logging
 from .store import Store, StoreError, open_store
 from .tokens import hash_secret, new_secret
 from .vapid_keys import create_key, load_keyring
@@ -207,10 +209,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import Runtime, create_app, worker_options
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging(settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers if args.workers is not None else settings.workers
+    if workers:  # worker processes write their counters where /metrics reads them
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushdesk-metrics-")
     runtime = Runtime(
         worker=worker_options(settings),
         worker_processes=workers,
@@ -332,7 +336,7 @@ def _editors_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from .app import run_workers, worker_options
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging(settings.log_level)
     options = worker_options(settings)
     if args.concurrency:
         options.concurrency = args.concurrency

@@ -53,6 +53,9 @@ class WorkerProcesses:
                 await asyncio.sleep(RESTART_DELAY)
                 self.children[n] = await self._spawn()
 
+    def alive(self) -> int:
+        return sum(1 for child in self.children if child.returncode is None)
+
     def wake(self) -> None:
         for child in self.children:
             if child.returncode is None:

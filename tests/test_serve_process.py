@@ -78,6 +78,16 @@ async def test_serve_with_worker_processes_and_graceful_sigterm(settings, push_s
             first = await resp.json()
         done = await wait_alert(session, base, first["id"], headers)
         assert done["status"] == "done" and done["counts"]["delivered"] == 400
+        # The worker processes' counters reach the API's /metrics.
+        async with session.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+        delivered = next(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("pushdesk_messages_total{") and 'result="delivered"' in line
+        )
+        assert delivered == 400
+        assert "pushdesk_workers 2.0" in metrics
 
         # A slow push service, then SIGTERM in the middle of an alert.
         push_service.delay = 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections import Counter
@@ -43,11 +44,9 @@ async def newsroom_without_workers(settings, aiohttp_client, push_service):
 
 
 def shards_by_owner(log: Path) -> Counter[str]:
-    return Counter(
-        line.split("worker ", 1)[1].split()[0]
-        for line in log.read_text().splitlines()
-        if "finished shard" in line
-    )
+    """Workers log one JSON object a line; count finished shards by worker."""
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return Counter(e["message"].split()[1] for e in entries if "finished shard" in e["message"])
 
 
 async def test_three_workers_share_one_alert_exactly_once(
@@ -68,6 +67,8 @@ async def test_three_workers_share_one_alert_exactly_once(
     assert all(proc.returncode == 0 for proc in workers), log.read_text()[-2000:]
     owners = shards_by_owner(log)
     assert sum(owners.values()) == READERS // 1000  # shards of 1000 ids
+    finished = [json.loads(x) for x in log.read_text().splitlines() if "finished shard" in x]
+    assert all(entry["alert"] == created["id"] and entry["level"] == "INFO" for entry in finished)
     assert len(owners) >= 2, owners  # the work was shared
 
 

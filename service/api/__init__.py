@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import alerts, readers
+from . import alerts, ops, readers
 
 
 def setup_api(app: web.Application) -> None:
     app.add_routes(readers.routes)
     app.add_routes(alerts.routes)
+    app.add_routes(ops.routes)

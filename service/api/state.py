@@ -15,3 +15,5 @@ STORE = web.AppKey("store", Store)
 KEYRING = web.AppKey("keyring", KeyRing)
 # Called after an alert is stored, so in-process workers start without waiting for a poll.
 WAKE_WORKERS = web.AppKey("wake_workers", Callable[[], None])
+# How many fan-out workers this process runs or started (for /metrics).
+WORKER_COUNT = web.AppKey("worker_count", Callable[[], int])

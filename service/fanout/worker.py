@@ -160,7 +160,12 @@ class FanoutWorker:
             self.stats.batches += 1
             cursor = checkpoint.cursor
             if status is None:
-                log.warning("worker %s lost the lease on shard %s", self.owner, shard.id)
+                log.warning(
+                    "worker %s lost the lease on shard %s",
+                    self.owner,
+                    shard.id,
+                    extra={"alert": ctx.alert.public_id},
+                )
                 return
             if status == "cancelled":
                 return
@@ -171,7 +176,10 @@ class FanoutWorker:
                 break
         if await self.store.finish_shard(shard, self.owner):
             log.info(
-                "worker %s finished shard %s of alert %s", self.owner, shard.id, ctx.alert.public_id
+                "worker %s finished shard %s",
+                self.owner,
+                shard.id,
+                extra={"alert": ctx.alert.public_id},
             )
 
     async def _context(self, alert_id: int) -> AlertContext | None:

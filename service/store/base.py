@@ -40,7 +40,11 @@ class ReaderStore(Protocol):
     async def migrate(self) -> None:
         """Apply pending schema migrations; safe to call from several processes at once."""
 
+    dialect: str  # "sqlite" or "postgres": names its migrations folder
+
     async def close(self) -> None: ...
+
+    async def schema_version(self) -> int: ...
 
     async def ping(self) -> bool:
         """True when the database answers."""
@@ -156,6 +160,8 @@ class AlertStore(Protocol):
     ) -> list[DueDelivery]: ...
 
     async def settle(self, owner: str, settlements: list[Settlement]) -> None: ...
+
+    async def alert_status_counts(self) -> dict[str, int]: ...
 
     async def has_work(self, now: float) -> bool:
         """Read-only: is anything plannable, claimable or due? (cheap idle polling)"""

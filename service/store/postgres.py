@@ -69,12 +69,13 @@ class PostgresStore:
             with contextlib.suppress(Exception):
                 await self._listener.close()
             self._listener = None
-        await self.pool.close()
+        if not self.pool.is_closing():
+            await self.pool.close()
 
     async def ping(self) -> bool:
         try:
             return await self.pool.fetchval("SELECT 1") == 1
-        except (OSError, asyncpg.PostgresError):
+        except Exception:  # any failure to answer means not ready
             return False
 
     @contextlib.asynccontextmanager
@@ -676,6 +677,10 @@ class PostgresStore:
                 await _add_counts(conn, item.alert_id, counts, None)
                 if item.outcome:
                     await _write_outcomes(conn, [(item.subscription_id, *item.outcome)], now)
+
+    async def alert_status_counts(self) -> dict[str, int]:
+        rows = await self.pool.fetch("SELECT status, COUNT(*) FROM alerts GROUP BY status")
+        return {r[0]: r[1] for r in rows}
 
     async def has_work(self, now: float) -> bool:
         return bool(

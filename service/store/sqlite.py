@@ -743,6 +743,10 @@ class SQLiteStore:
                 if item.outcome:
                     await _write_outcomes(db, [(item.subscription_id, *item.outcome)], now)
 
+    async def alert_status_counts(self) -> dict[str, int]:
+        rows = await self._all("SELECT status, COUNT(*) FROM alerts GROUP BY status")
+        return {status: count for status, count in rows}
+
     async def has_work(self, now: float) -> bool:
         """A read-only look, so idle workers polling never take the write lock."""
         row = await self._one(

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from ..metrics import MESSAGES, RETRIES, SEND_SECONDS
 from .classify import Result, Verdict, classify
 from .crypto import encrypt
 from .payload import Message, build_payload
@@ -243,8 +244,11 @@ class Sender:
             body = encrypt(message.plaintext, target.p256dh, target.auth)
             headers = message.headers_for(signer.authorization(origin))
             async with state.slots:
+                started = time.perf_counter()
                 status, verdict = await self._post(target.endpoint, body, headers)
+                SEND_SECONDS.labels(origin).observe(time.perf_counter() - started)
             state.stats[verdict.result] = state.stats.get(verdict.result, 0) + 1
+            MESSAGES.labels(verdict.result.value, origin).inc()
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
                 return Outcome(
@@ -261,6 +265,7 @@ class Sender:
                 return Outcome(Result.FAILED, reason, status, attempt, origin)
             if retry_at > wait_limit:
                 return self._later(retry_at, verdict, status, attempt, origin, message)
+            RETRIES.labels(origin).inc()
             await asyncio.sleep(delay)
 
     def _later(

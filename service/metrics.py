@@ -1,0 +1,81 @@
+"""Prometheus metrics. Counters live where things happen (the sender); gauges are read from the
+store at scrape time, so every API node reports the same truth about shared state.
+
+`pushdesk serve` sets PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, so
+the worker processes it starts write their counters where the API's /metrics reads them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MESSAGES = Counter(
+    "pushdesk_messages",
+    "Push requests answered, by result and push-service origin",
+    ["result", "origin"],
+)
+RETRIES = Counter("pushdesk_retries", "Requests retried, by push-service origin", ["origin"])
+SEND_SECONDS = Histogram(
+    "pushdesk_send_seconds",
+    "Time a push service took to answer one request",
+    ["origin"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class StoreSnapshot:
+    """Collector over figures read from the store just before a scrape."""
+
+    def __init__(self, figures: dict[str, object]):
+        self.figures = figures
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        topics = GaugeMetricFamily(
+            "pushdesk_subscriptions", "Subscriptions by topic", labels=["topic"]
+        )
+        for topic, count in self.figures["topics"].items():  # type: ignore[attr-defined]
+            topics.add_metric([topic], count)
+        yield topics
+        statuses = GaugeMetricFamily("pushdesk_alerts", "Alerts by status", labels=["status"])
+        for status, count in self.figures["alerts"].items():  # type: ignore[attr-defined]
+            statuses.add_metric([status], count)
+        yield statuses
+        work = self.figures["work"]
+        yield GaugeMetricFamily(
+            "pushdesk_shards_pending",
+            "Shards not yet done",
+            value=work["shards"],  # type: ignore[index]
+        )
+        yield GaugeMetricFamily(
+            "pushdesk_deliveries_deferred",
+            "Deliveries waiting (quiet hours, retries)",
+            value=work["deferred"],  # type: ignore[index]
+        )
+        yield GaugeMetricFamily(
+            "pushdesk_workers",
+            "Fan-out workers this API runs or started",
+            value=self.figures["workers"],  # type: ignore[arg-type]
+        )
+
+
+def render(figures: dict[str, object]) -> bytes:
+    snapshot = CollectorRegistry()
+    snapshot.register(StoreSnapshot(figures))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        counters = CollectorRegistry()
+        MultiProcessCollector(counters)
+    else:
+        counters = REGISTRY
+    return generate_latest(snapshot) + generate_latest(counters)
