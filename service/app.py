@@ -13,12 +13,12 @@ from aiohttp import web
 from .api import setup_api
 from .api.errors import error_middleware
 from .api.http import cors_middleware, security_headers
-from .api.state import KEYRING, SETTINGS, STORE, WAKE_WORKERS, WORKER_COUNT
+from .api.state import CURRENT_KEYS, KEYRING, SETTINGS, STORE, WAKE_WORKERS, WORKER_COUNT
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
 from .store import Store, open_store
 from .supervisor import WorkerProcesses
-from .vapid_keys import load_keyring
+from .vapid_keys import KeyRingRefresher, load_keyring
 from .web import setup_web
 from .webpush.sender import Sender, SenderOptions
 
@@ -60,8 +60,12 @@ async def _store_and_keys(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(settings.database)
     try:
         app[STORE] = store
-        app[KEYRING] = await load_keyring(
+        keyring = await load_keyring(
             store, settings.keys_dir, settings.vapid_subject, create_first=True
+        )
+        app[KEYRING] = keyring
+        app[CURRENT_KEYS] = KeyRingRefresher(
+            keyring, store, settings.keys_dir, settings.vapid_subject
         )
         yield
     finally:
@@ -85,7 +89,7 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     sender = Sender(app[KEYRING], sender_options(app[SETTINGS], runtime))
-    worker = FanoutWorker(app[STORE], sender, runtime.worker)
+    worker = FanoutWorker(app[STORE], sender, runtime.worker, refresh_keys=app[CURRENT_KEYS])
     app[WORKER] = worker
     app[WAKE_WORKERS] = worker.wake
     app[WORKER_COUNT] = lambda: 1
@@ -130,7 +134,8 @@ async def run_workers(settings: Settings, stop: asyncio.Event, options: WorkerOp
         keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
         sending = SenderOptions(allow_loopback=settings.allow_http_endpoints)
         async with Sender(keyring, sending) as sender:
-            worker = FanoutWorker(store, sender, options)
+            refresh = KeyRingRefresher(keyring, store, settings.keys_dir, settings.vapid_subject)
+            worker = FanoutWorker(store, sender, options, refresh_keys=refresh)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, worker.wake)
             await worker.run(stop)
     finally:

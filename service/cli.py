@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_keys_generate)
     show = keys.add_parser("show", help="print the active public key (applicationServerKey)")
     show.set_defaults(run=_keys_show)
+    keys.add_parser("list", help="every key with its status and readers").set_defaults(
+        run=_keys_list
+    )
+    keys.add_parser(
+        "rotate", help="add a new active key; readers keep theirs until their widget moves them"
+    ).set_defaults(run=_keys_rotate)
+    retire = keys.add_parser("retire", help="stop using a key no reader needs any more")
+    retire.add_argument("key_id", metavar="ID")
+    retire.add_argument("--force", action="store_true", help="even if readers still use it")
+    retire.set_defaults(run=_keys_retire)
+
+    backup = commands.add_parser("backup", help="consistent copy of the database and keys")
+    backup.add_argument("path", type=Path)
+    backup.set_defaults(run=_backup)
+    commands.add_parser("stats", help="readers by topic and recent alerts").set_defaults(run=_stats)
 
     push = commands.add_parser("push", help="send one message to one subscriber (a check)")
     push.add_argument("subscription", metavar="SUBSCRIPTION_ID")
@@ -441,3 +456,86 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from . import bench
 
     return asyncio.run(bench.run(args.subscribers, args.workers, args.baseline_seconds))
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(store: Store) -> list[tuple[Any, int]]:
+        readers = await store.count_subscriptions_by_key()
+        return [(k, readers.get(k.id, 0)) for k in await store.list_vapid_keys()]
+
+    for key, readers in with_store(settings, action):
+        print(f"{key.id}\t{key.status}\t{readers} readers\tadded {_date(key.created_at)}")
+    return 0
+
+
+def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(store: Store) -> str:
+        key_id, public = await create_key(store, settings.keys_dir)
+        return f"{key_id} {public}"
+
+    print(with_store(settings, action))
+    print(
+        "new readers get this key; existing readers keep theirs until the widget moves them "
+        "(pushdesk keys list shows who is left)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _keys_retire(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(store: Store) -> None:
+        keys = {k.id: k.status for k in await store.list_vapid_keys()}
+        if args.key_id not in keys:
+            raise CliError(f"no VAPID key {args.key_id!r} (see pushdesk keys list)")
+        if keys[args.key_id] == "active":
+            raise CliError("that is the active key: run `pushdesk keys rotate` first")
+        readers = (await store.count_subscriptions_by_key()).get(args.key_id, 0)
+        if readers and not args.force:
+            raise CliError(
+                f"{readers} readers still use key {args.key_id}; retiring it cuts them off "
+                "(--force to do it anyway)"
+            )
+        await store.set_vapid_key_status(args.key_id, "retired")
+
+    with_store(settings, action)
+    print(f"key {args.key_id} retired")
+    return 0
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from .backup import backup_sqlite
+
+    if not settings.database.startswith("sqlite:///"):
+        raise CliError(
+            "on PostgreSQL use pg_dump (pg_dump --format=custom DATABASE_URL > pushdesk.dump) "
+            f"and copy {settings.keys_dir} with it"
+        )
+    source = Path(settings.database.removeprefix("sqlite:///"))
+    if not source.is_file():
+        raise CliError(f"no database at {source}")
+    keys = backup_sqlite(source, settings.keys_dir, args.path)
+    print(f"database copied to {args.path}; {keys} key files to {args.path}.keys/")
+    return 0
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(store: Store) -> tuple[int, dict[str, int], list[Any]]:
+        return (
+            await store.count_subscriptions(),
+            await store.topic_counts(),
+            await store.list_alerts(10),
+        )
+
+    total, topics, alerts = with_store(settings, action)
+    print(f"readers: {total}")
+    for topic, count in sorted(topics.items(), key=lambda t: -t[1]):
+        print(f"  {topic:<16} {count}")
+    print("recent alerts:")
+    for alert in alerts:
+        c = alert.counts
+        print(
+            f"  {_date(alert.created_at)}  {alert.status:<9} {alert.title[:50]:<50} "
+            f"delivered {c['delivered']}/{c['audience']}  removed {c['removed']}  "
+            f"failed {c['failed']}"
+        )
+    return 0

@@ -7,6 +7,7 @@ error at start: generating a replacement silently would cut off every reader mad
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .store import Store
@@ -26,6 +27,38 @@ async def create_key(store: Store, keys_dir: Path) -> tuple[str, str]:
     key_id, public = generate_key_file(keys_dir)
     await store.add_vapid_key(key_id, public, "active")
     return key_id, public
+
+
+async def refresh_keyring(keyring: KeyRing, store: Store, keys_dir: Path, subject: str) -> bool:
+    """Pick up keys rotated or retired by another process; True when anything changed.
+
+    Cheap when nothing changed (one small query), so callers may do it often.
+    """
+    records = await store.list_vapid_keys()
+    usable = {r.id for r in records if r.status != "retired"}
+    active = [r.id for r in records if r.status == "active"]
+    if usable == set(keyring.signers) and active and active[-1] == keyring.active_id:
+        return False
+    fresh = await load_keyring(store, keys_dir, subject)
+    keyring.signers, keyring.active_id = fresh.signers, fresh.active_id
+    return True
+
+
+class KeyRingRefresher:
+    """Refreshes a keyring from the store at most once per `interval` seconds."""
+
+    def __init__(
+        self, keyring: KeyRing, store: Store, keys_dir: Path, subject: str, interval: float = 1.0
+    ):
+        self.keyring, self.store = keyring, store
+        self.keys_dir, self.subject, self.interval = keys_dir, subject, interval
+        self._checked = time.monotonic()
+
+    async def __call__(self) -> KeyRing:
+        if time.monotonic() - self._checked >= self.interval:
+            self._checked = time.monotonic()
+            await refresh_keyring(self.keyring, self.store, self.keys_dir, self.subject)
+        return self.keyring
 
 
 async def load_keyring(

@@ -33,22 +33,42 @@ async def server(settings, aiohttp_server):
 
 
 def stub_push_manager(endpoint: str, keys: BrowserKeys) -> str:
-    """An init script replacing PushManager with one that hands out our test subscription."""
+    """An init script replacing PushManager with one that hands out our test subscription.
+
+    Each later subscribe() gets a new endpoint (as a browser does) and records the
+    applicationServerKey it was given, base64url, in window.__subscribedWith.
+    """
     sub = keys.subscription_json(endpoint)
     return """
     (() => {
       const json = __SUBSCRIPTION__;
-      let current = null;
-      const make = (options) => ({
-        endpoint: json.endpoint, expirationTime: null, options,
-        toJSON: () => json,
-        unsubscribe: async () => { current = null; window.__unsubscribed = true; return true; },
-      });
-      PushManager.prototype.subscribe = async function (options) {
-        current = make(options); window.__subscribeCalls = (window.__subscribeCalls || 0) + 1;
-        return current;
+      const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
+        .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+      const store = (k, v) => localStorage.setItem("__stub_" + k, JSON.stringify(v));
+      const load = (k) => JSON.parse(localStorage.getItem("__stub_" + k) || "null");
+      const make = (options, n) => {
+        const endpoint = n > 1 ? json.endpoint + "-" + n : json.endpoint;
+        return {
+          endpoint, expirationTime: null, options,
+          toJSON: () => ({...json, endpoint}),
+          unsubscribe: async () => { store("current", null); return true; },
+        };
       };
-      PushManager.prototype.getSubscription = async function () { return current; };
+      PushManager.prototype.subscribe = async function (options) {
+        const n = (load("count") || 0) + 1;
+        const key = b64(options.applicationServerKey);
+        store("count", n);
+        store("current", {key, n});
+        store("keys", [...(load("keys") || []), key]);
+        return make({applicationServerKey: options.applicationServerKey}, n);
+      };
+      PushManager.prototype.getSubscription = async function () {
+        const current = load("current");
+        if (!current) return null;
+        const raw = Uint8Array.from(atob(current.key.replace(/-/g, "+").replace(/_/g, "/")),
+                                    (c) => c.charCodeAt(0));
+        return make({applicationServerKey: raw.buffer}, current.n);
+      };
     })();
     """.replace("__SUBSCRIPTION__", json.dumps(sub))
 
@@ -216,3 +236,38 @@ async def _only_subscription(store):
     subs = await store.list_subscriptions()
     assert len(subs) <= 1
     return subs[0] if subs else None
+
+
+async def test_widget_moves_the_reader_to_a_rotated_key(browser, server, settings):
+    from service.api.state import KEYRING
+    from service.vapid_keys import create_key
+
+    base = str(server.make_url("/")).rstrip("/")
+    store = server.app[STORE]
+    endpoint = base + "/fake-push/rotating"
+    page, errors = await open_page(browser, base)
+    await page.add_init_script(stub_push_manager(endpoint, BrowserKeys.generate()))
+    await page.goto(base + "/")
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+    await page.check("#topics input[value=world]")
+    await page.click("#subscribe")
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+    before = await _only_subscription(store)
+    assert before is not None and before.vapid_key_id == server.app[KEYRING].active_id
+
+    new_id, new_key = await create_key(store, settings.keys_dir)  # pushdesk keys rotate
+    await asyncio.sleep(1.1)  # the service notices within a second
+    await page.reload()
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+    await wait_until(page, "JSON.parse(localStorage.getItem('__stub_count')) === 2")
+    after = await _only_subscription(store)
+    assert after is not None and after.vapid_key_id == new_id
+    assert after.endpoint == endpoint + "-2" and after.public_id == before.public_id
+    assert sorted(after.topics) == ["breaking", "world"]  # preferences carried over
+    used = await page.evaluate("JSON.parse(localStorage.getItem('__stub_keys'))")
+    assert used[-1] == new_key and used[0] != new_key
+    # A further load finds nothing to change.
+    await page.reload()
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+    assert await page.evaluate("JSON.parse(localStorage.getItem('__stub_count'))") == 2
+    assert errors == []

@@ -7,7 +7,7 @@ from aiohttp import web
 from ..store import EndpointTaken, NewSubscription
 from ..tokens import hash_secret, new_secret, secret_matches
 from .errors import ApiError, invalid
-from .state import KEYRING, SETTINGS, STORE
+from .state import CURRENT_KEYS, SETTINGS, STORE
 from .validation import (
     PREFERENCE_JSON,
     parse_preferences,
@@ -22,7 +22,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/vapid-public-key")
 async def vapid_public_key(request: web.Request) -> web.Response:
-    return web.json_response({"publicKey": request.app[KEYRING].active.public_key})
+    keyring = await request.app[CURRENT_KEYS]()
+    return web.json_response({"publicKey": keyring.active.public_key})
 
 
 @routes.get("/api/topics")
@@ -45,11 +46,12 @@ async def subscribe(request: web.Request) -> web.Response:
     endpoint, p256dh, auth = parse_push_subscription(body["subscription"], settings)
     prefs = parse_preferences(body, settings)
     token = new_secret()
+    keyring = await request.app[CURRENT_KEYS]()
     new = NewSubscription(
         endpoint=endpoint,
         p256dh=p256dh,
         auth=auth,
-        vapid_key_id=request.app[KEYRING].active_id,
+        vapid_key_id=keyring.active_id,
         token_hash=hash_secret(token),
         preferences=prefs,
         default_topics=tuple(settings.default_topics),
@@ -99,7 +101,14 @@ async def update_subscription(request: web.Request) -> web.Response:
     renewal = None
     if "subscription" in body:
         endpoint, p256dh, auth = parse_push_subscription(body["subscription"], settings)
-        renewal = _renewal(request, endpoint, p256dh, auth)
+        keyring = await request.app[CURRENT_KEYS]()
+        renewal = NewSubscription(  # made with the key the page fetched: the active one
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            vapid_key_id=keyring.active_id,
+            token_hash=b"",
+        )
     try:
         sub = await request.app[STORE].update_subscription(public_id, prefs, renewal)
     except EndpointTaken:
@@ -109,17 +118,6 @@ async def update_subscription(request: web.Request) -> web.Response:
     if sub is None:
         raise ApiError(404, "not_found", "no subscription with that id and token")
     return web.json_response(sub.preferences_json())
-
-
-def _renewal(request: web.Request, endpoint: str, p256dh: bytes, auth: bytes) -> NewSubscription:
-    # A renewed browser subscription was made with the key the page fetched: the active one.
-    return NewSubscription(
-        endpoint=endpoint,
-        p256dh=p256dh,
-        auth=auth,
-        vapid_key_id=request.app[KEYRING].active_id,
-        token_hash=b"",
-    )
 
 
 @routes.delete("/api/subscriptions/{id}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -17,3 +17,5 @@ KEYRING = web.AppKey("keyring", KeyRing)
 WAKE_WORKERS = web.AppKey("wake_workers", Callable[[], None])
 # How many fan-out workers this process runs or started (for /metrics).
 WORKER_COUNT = web.AppKey("worker_count", Callable[[], int])
+# The keyring, refreshed from the store when another process rotated keys (at most once a second).
+CURRENT_KEYS = web.AppKey("current_keys", Callable[[], Awaitable[KeyRing]])

@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..store import Store
@@ -82,7 +82,9 @@ class FanoutWorker:
         options: WorkerOptions | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
+        refresh_keys: Callable[[], Awaitable[object]] | None = None,
     ):
+        self.refresh_keys = refresh_keys  # picks up VAPID keys rotated by another process
         self.clock = clock  # tests move it forward to reach the end of quiet hours
         self.store = store
         self.sender = sender
@@ -125,6 +127,8 @@ class FanoutWorker:
         """One unit of work (plan an alert, work a shard, or send due deliveries)."""
         if not await self.store.has_work(self.clock()):
             return False
+        if self.refresh_keys is not None:
+            await self.refresh_keys()
         if await self.store.plan_next_alert(self._split):
             return True
         shard = await self.store.claim_shard(self.owner, self.options.lease)
