@@ -13,6 +13,7 @@ from aiohttp import web
 from .api import setup_api
 from .api.errors import error_middleware
 from .api.http import cors_middleware, security_headers
+from .api.ratelimit import rate_limit_middleware
 from .api.state import CURRENT_KEYS, KEYRING, SETTINGS, STORE, WAKE_WORKERS, WORKER_COUNT
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
@@ -41,7 +42,10 @@ WORKER = web.AppKey("worker", FanoutWorker)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
-    app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[cors_middleware, error_middleware, rate_limit_middleware(settings)],
+        client_max_size=MAX_BODY,
+    )
     app[SETTINGS] = settings
     app[RUNTIME] = runtime or Runtime(worker=worker_options(settings))
     app[WAKE_WORKERS] = lambda: None

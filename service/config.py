@@ -6,6 +6,7 @@ instead of discovering mistakes one restart at a time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -145,7 +146,7 @@ def _parse(raw: dict[str, object], problems: list[str]) -> dict[str, object]:
         "host": _text,
         "port": lambda v: _int(v, 1, 65535),
         "rate_limit": _rate,
-        "trusted_proxies": lambda v: tuple(_list(v)),
+        "trusted_proxies": lambda v: tuple(_network(p) for p in _list(v)),
         "log_level": _log_level,
         "workers": lambda v: _int(v, 0, 256),
         "worker_concurrency": lambda v: _int(v, 1, 10000),
@@ -234,6 +235,14 @@ def _host_pattern(value: str) -> str:
     if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?", host):
         raise ValueError(f"{value!r} is not a host name (a leading '*.' is allowed)")
     return host
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network like 10.0.0.0/8") from None
+    return value
 
 
 def _rate(value: object) -> tuple[int, float] | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import alerts, ops, readers
+from . import alerts, openapi, ops, readers
 
 
 def setup_api(app: web.Application) -> None:
     app.add_routes(readers.routes)
     app.add_routes(alerts.routes)
     app.add_routes(ops.routes)
+    app.add_routes(openapi.routes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import Handler
+from .errors import Handler, error_response
 from .state import SETTINGS
 
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
@@ -27,7 +27,12 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and origin.lower() in request.app[SETTINGS].site_origins
     )
     if request.method == "OPTIONS" and request.path.startswith("/api/"):
-        response: web.StreamResponse = web.Response(status=204 if allowed else 403)
+        if allowed or origin is None:  # a preflight we allow, or a plain OPTIONS
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            response = error_response(
+                403, {"code": "origin_not_allowed", "message": f"{origin} may not call this API"}
+            )
     else:
         response = await handler(request)
     if allowed:
