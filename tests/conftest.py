@@ -26,10 +26,12 @@ async def database(request, tmp_path: Path):
 
     schema = f"test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(POSTGRES_URL)
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.close()
     try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
         yield f"{POSTGRES_URL}?search_path={schema}"
-    finally:
+    finally:  # a fresh connection: fault tests cut every connection the test had
+        conn = await asyncpg.connect(POSTGRES_URL)
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..store import TRANSIENT_ERRORS
+
 log = logging.getLogger("pushdesk.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,6 +75,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(exc.status, {"code": code, "message": message}, headers)
+    except TRANSIENT_ERRORS:
+        log.warning("database unavailable on %s %s", request.method, request.path, exc_info=True)
+        return error_response(
+            503,
+            {"code": "unavailable", "message": "the database is busy; try again shortly"},
+            {"Retry-After": "1"},
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, {"code": "internal", "message": "internal server error"})

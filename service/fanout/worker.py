@@ -17,8 +17,9 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from ..store import Store
+from ..store import TRANSIENT_ERRORS, Store
 from ..store.models import Alert, Checkpoint, DueDelivery, Recipient, Settlement, Shard
 from ..webpush.classify import Result
 from ..webpush.payload import Message
@@ -27,9 +28,11 @@ from . import planner
 from .policy import Action, AlertPolicy, decide, local_day
 
 log = logging.getLogger("pushdesk.fanout")
+T = TypeVar("T")
 # Spawning sends: yield to the loop after each of the first sends of a batch, so the first
 # requests leave at once (time to first request), then every 16 (throughput). Measured in bench.
 EAGER_SPAWNS, SPAWN_YIELD = 64, 16
+PERSIST_ATTEMPTS = 12  # about 40 s of retries before the shard is left to its lease
 
 # How each engine result is counted on the alert.
 RESULT_COUNT = {
@@ -160,7 +163,10 @@ class FanoutWorker:
             if not batch:
                 break
             checkpoint = await self._work_batch(ctx, shard, batch)
-            status = await self.store.checkpoint(checkpoint, self.owner, self.options.lease)
+            status = await self._persist(
+                lambda cp=checkpoint: self.store.checkpoint(cp, self.owner, self.options.lease),
+                f"the checkpoint of shard {shard.id}",
+            )
             self.stats.batches += 1
             cursor = checkpoint.cursor
             if status is None:
@@ -185,6 +191,27 @@ class FanoutWorker:
                 shard.id,
                 extra={"alert": ctx.alert.public_id},
             )
+
+    async def _persist(self, write: Callable[[], Awaitable[T]], what: str) -> T:
+        """Messages were sent: keep trying to write their outcomes through a database hiccup
+        (locked, restarting), so a passing fault costs a wait, not a repeated batch."""
+        delay = 0.2
+        for attempt in range(1, PERSIST_ATTEMPTS + 1):
+            try:
+                return await write()
+            except TRANSIENT_ERRORS as exc:
+                if attempt == PERSIST_ATTEMPTS:
+                    raise
+                log.warning(
+                    "worker %s: writing %s failed (%s); retrying in %.1f s",
+                    self.owner,
+                    what,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     async def _context(self, alert_id: int) -> AlertContext | None:
         ctx = self._contexts.get(alert_id)
@@ -277,8 +304,8 @@ class FanoutWorker:
         )
         if not due:
             return 0
-        settlements = await asyncio.gather(*(self._settle_one(item, now) for item in due))
-        await self.store.settle(self.owner, list(settlements))
+        settlements = list(await asyncio.gather(*(self._settle_one(item, now) for item in due)))
+        await self._persist(lambda: self.store.settle(self.owner, settlements), "due deliveries")
         return len(due)
 
     async def _settle_one(self, item: DueDelivery, now: float) -> Settlement:

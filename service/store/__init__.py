@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .base import EndpointTaken, Store, StoreError
+from .base import TRANSIENT_ERRORS, EndpointTaken, Store, StoreError
 from .models import NewSubscription, QuietHours, Subscription, VapidKeyRecord
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "EndpointTaken",
     "NewSubscription",
     "QuietHours",

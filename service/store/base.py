@@ -30,6 +30,29 @@ class StoreError(Exception):
     """A store-level problem worth a clear message (conflict, unavailable database)."""
 
 
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Database errors that pass (locked, restarting, connection dropped): retry, don't fail."""
+    import sqlite3
+
+    errors: list[type[BaseException]] = [sqlite3.OperationalError, ConnectionError, OSError]
+    try:
+        import asyncpg
+
+        errors += [
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.ConnectionFailureError,
+        ]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+TRANSIENT_ERRORS = transient_errors()
+
+
 class EndpointTaken(StoreError):
     """The endpoint already belongs to another subscription."""
 

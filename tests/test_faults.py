@@ -1,0 +1,99 @@
+"""Database faults during an alert: SQLite locked by another writer, PostgreSQL connections cut.
+
+For every fault: no subscription lost, every reader ends delivered, none is sent it twice
+outside the batch in flight, and the API answers 503 (not 500) while the database is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+
+import asyncpg
+import pytest
+
+from tests.conftest import POSTGRES_URL
+from tests.newsroom import counts_add_up
+
+READERS = 1500
+
+
+async def hold_sqlite_write_lock(path: str, seconds: float) -> None:
+    def hold() -> None:
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("BEGIN IMMEDIATE")
+        import time
+
+        time.sleep(seconds)
+        conn.rollback()
+        conn.close()
+
+    await asyncio.to_thread(hold)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_sqlite_locked_mid_alert(desk, push_service, settings):
+    endpoints = await desk.readers(push_service, READERS, ["breaking"])
+    push_service.delay = 0.003
+    created = await (await desk.push({"title": "Locked"})).json()
+    await desk.wait_started(created["id"])
+    # Another process holds the write lock for longer than the store's busy timeout (10 s).
+    path = settings.database.removeprefix("sqlite:///")
+    holder = asyncio.create_task(hold_sqlite_write_lock(path, 11.5))
+    await asyncio.sleep(10.5)
+    body = {"subscription": {"endpoint": "https://fcm.googleapis.com/x", "keys": {}}}
+    resp = await desk.client.post("/api/subscriptions", json=body)
+    assert resp.status == 400  # validation needs no database: answered at once
+    await holder
+    alert = await desk.wait_final(created["id"], seconds=90)
+    assert alert["status"] == "done" and counts_add_up(alert)
+    assert alert["counts"]["delivered"] == READERS
+    copies = Counter(len(push_service.messages(e)) for e in endpoints)
+    assert copies[0] == 0 and sum(n for c, n in copies.items() if c > 1) <= 100
+    assert await desk.store.count_subscriptions() == READERS
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_postgres_connections_cut_mid_alert(desk, push_service, settings):
+    endpoints = await desk.readers(push_service, READERS, ["breaking"])
+    push_service.delay = 0.003
+    created = await (await desk.push({"title": "Cut"})).json()
+    await desk.wait_started(created["id"])
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for _ in range(3):  # as a restart does: every connection of the service is dropped
+            cut = await admin.fetchval(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cut >= 1
+            await asyncio.sleep(0.3)
+    finally:
+        await admin.close()
+    alert = await desk.wait_final(created["id"], seconds=90)
+    assert alert["status"] == "done" and counts_add_up(alert)
+    assert alert["counts"]["delivered"] == READERS
+    copies = Counter(len(push_service.messages(e)) for e in endpoints)
+    assert copies[0] == 0 and sum(n for c, n in copies.items() if c > 1) <= 3 * 100
+    assert await desk.store.count_subscriptions() == READERS
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_api_answers_503_while_the_database_is_away(desk, settings):
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    statuses = set()
+    for _ in range(3):
+        resp = await desk.client.get("/api/alerts", headers=desk.auth)
+        statuses.add(resp.status)
+        if resp.status == 503:
+            assert resp.headers["Retry-After"] == "1"
+            assert (await resp.json())["error"]["code"] == "unavailable"
+    assert statuses <= {200, 503} and 200 in statuses  # the pool reconnects by itself
