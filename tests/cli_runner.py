@@ -32,6 +32,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         PUSHDESK_VAPID_SUBJECT=settings.vapid_subject,
         PUSHDESK_ALLOW_HTTP_ENDPOINTS="true" if settings.allow_http_endpoints else "false",
     )
+    if settings.rate_limit is None:
+        env["PUSHDESK_RATE_LIMIT"] = "off"
     env.update(extra)
     return env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -109,3 +110,22 @@ async def test_redirects_are_not_followed(push_service, other_push_service, tmp_
         outcome = await sender.send(Target(endpoint, keys.p256dh, keys.auth, key_id), message)
     assert outcome.result is Result.REJECTED and "redirect" in outcome.reason
     assert other_push_service.requests == []
+
+
+async def test_tokens_and_editor_keys_never_reach_the_logs(desk, push_service, caplog):
+    caplog.set_level(logging.DEBUG)
+    endpoint, keys = push_service.subscribe()
+    created = await (
+        await desk.client.post(
+            "/api/subscriptions", json={"subscription": keys.subscription_json(endpoint)}
+        )
+    ).json()
+    await desk.client.get(
+        f"/api/subscriptions/{created['id']}",
+        headers={"Authorization": f"Bearer {created['token']}"},
+    )
+    await desk.client.get("/api/alerts", headers={"Authorization": "Bearer wrong-key"})
+    await desk.send_and_wait({"title": "Logged?"})
+    text = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    assert created["token"] not in text and desk.key not in text and "wrong-key" not in text
+    assert len(caplog.records) > 0
