@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
+command -v ip >/dev/null || need_apt+=(iproute2)  # the Firefox tests run in their own netns
 command -v nginx >/dev/null || need_apt+=(nginx-light)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v openssl >/dev/null || need_apt+=(openssl)

@@ -84,6 +84,11 @@ class FakePushService:
         if self._runner:
             await self._runner.cleanup()
 
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.base)
+        return f"{parts.scheme}://{parts.netloc}"
+
     def subscribe(self, bound_key: str | None = None) -> tuple[str, BrowserKeys]:
         """A new browser subscription: (endpoint URL, the browser's keys)."""
         self._counter += 1
@@ -138,12 +143,13 @@ class FakePushService:
             return _error(404, 102, "Request did not validate invalid token")
         if endpoint.gone:
             return _error(410, 106, "Subscription is no longer valid")
-        problem = self._check_headers(request)
+        problem = check_push_headers(request)
         if problem:
             return _error(400, problem[0], problem[1])
-        vapid = self._check_vapid(request, endpoint)
-        if vapid:
-            return _error(vapid[0], 109, vapid[1])
+        vapid = check_vapid(request, self.origin, endpoint.bound_key)
+        if vapid.status:
+            return _error(vapid.status, 109, vapid.message)
+        self.vapid_tokens.add(vapid.token)
         body = await request.read()
         if len(body) > 4096:
             return _error(413, 104, "Request Entity Too Large")
@@ -162,59 +168,69 @@ class FakePushService:
         )
         return web.Response(status=201, headers={"Location": f"{self.base}/m/{len(body)}"})
 
-    def _check_headers(self, request: web.Request) -> tuple[int, str] | None:
-        ttl = request.headers.get("TTL")
-        if ttl is None or not ttl.isdigit():
-            return 111, "Missing TTL header"
-        topic = request.headers.get("Topic")
-        if topic is not None and not TOPIC.match(topic):
-            return 113, "Topic must be at most 32 base64url characters"
-        if request.headers.get("Content-Encoding") != "aes128gcm":
-            return 110, "Unknown Content-Encoding"
-        if "Crypto-Key" in request.headers or "Encryption" in request.headers:
-            return 110, "aes128gcm forbids Crypto-Key/Encryption headers"
-        urgency = request.headers.get("Urgency")
-        if urgency is not None and urgency not in ("very-low", "low", "normal", "high"):
-            return 112, "Invalid Urgency"
-        return None
 
-    def _check_vapid(self, request: web.Request, endpoint: Endpoint) -> tuple[int, str] | None:
-        match = re.fullmatch(
-            r"vapid t=([\w-]+\.[\w-]+\.[\w-]+),\s*k=([\w-]+)",
-            request.headers.get("Authorization", ""),
+def check_push_headers(request: web.Request) -> tuple[int, str] | None:
+    """What autopush refuses with 400, as (errno, message); None when the headers are good."""
+    ttl = request.headers.get("TTL")
+    if ttl is None or not ttl.isdigit():
+        return 111, "Missing TTL header"
+    topic = request.headers.get("Topic")
+    if topic is not None and not TOPIC.match(topic):
+        return 113, "Topic must be at most 32 base64url characters"
+    if request.headers.get("Content-Encoding") != "aes128gcm":
+        return 110, "Unknown Content-Encoding"
+    if "Crypto-Key" in request.headers or "Encryption" in request.headers:
+        return 110, "aes128gcm forbids Crypto-Key/Encryption headers"
+    urgency = request.headers.get("Urgency")
+    if urgency is not None and urgency not in ("very-low", "low", "normal", "high"):
+        return 112, "Invalid Urgency"
+    return None
+
+
+@dataclass(frozen=True)
+class VapidCheck:
+    status: int  # 0 when accepted, else 401/403
+    message: str
+    token: str = ""
+    key: str = ""
+
+
+def check_vapid(request: web.Request, origin: str, bound_key: str | None) -> VapidCheck:
+    """Verify `Authorization: vapid t=..., k=...` as a push service does (RFC 8292)."""
+    match = re.fullmatch(
+        r"vapid t=([\w-]+\.[\w-]+\.[\w-]+),\s*k=([\w-]+)",
+        request.headers.get("Authorization", ""),
+    )
+    if not match:
+        return VapidCheck(401, "Missing or malformed vapid Authorization")
+    token, key = match.groups()
+    head, claims_b64, sig = token.split(".")
+    try:
+        header = json.loads(b64d(head))
+        claims = json.loads(b64d(claims_b64))
+        raw_sig = b64d(sig)
+        if len(raw_sig) != 64:
+            raise InvalidSignature
+        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64d(key))
+        der = utils.encode_dss_signature(
+            int.from_bytes(raw_sig[:32], "big"), int.from_bytes(raw_sig[32:], "big")
         )
-        if not match:
-            return 401, "Missing or malformed vapid Authorization"
-        token, key = match.groups()
-        head, claims_b64, sig = token.split(".")
-        try:
-            header = json.loads(b64d(head))
-            claims = json.loads(b64d(claims_b64))
-            raw_sig = b64d(sig)
-            if len(raw_sig) != 64:
-                raise InvalidSignature
-            public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64d(key))
-            der = utils.encode_dss_signature(
-                int.from_bytes(raw_sig[:32], "big"), int.from_bytes(raw_sig[32:], "big")
-            )
-            public.verify(der, f"{head}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
-        except (ValueError, InvalidSignature, json.JSONDecodeError):
-            return 401, "Invalid VAPID signature"
-        if header.get("alg") != "ES256" or header.get("typ") != "JWT":
-            return 401, "VAPID header must be ES256 JWT"
-        origin = f"{urlsplit(self.base).scheme}://{urlsplit(self.base).netloc}"
-        if claims.get("aud") != origin:
-            return 401, f"VAPID aud {claims.get('aud')!r} is not {origin}"
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or not time.time() < exp <= time.time() + 24 * 3600:
-            return 401, "VAPID exp must be within 24 hours"
-        sub = claims.get("sub", "")
-        if not (re.fullmatch(r"mailto:[^\s<>]+@[^\s<>]+", sub) or sub.startswith("https://")):
-            return 401, "VAPID sub must be a mailto: or https: contact"
-        if endpoint.bound_key is not None and key != endpoint.bound_key:
-            return 403, "VapidPkHashMismatch"
-        self.vapid_tokens.add(token)
-        return None
+        public.verify(der, f"{head}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+    except (ValueError, InvalidSignature, json.JSONDecodeError):
+        return VapidCheck(401, "Invalid VAPID signature")
+    if header.get("alg") != "ES256" or header.get("typ") != "JWT":
+        return VapidCheck(401, "VAPID header must be ES256 JWT")
+    if claims.get("aud") != origin:
+        return VapidCheck(401, f"VAPID aud {claims.get('aud')!r} is not {origin}")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or not time.time() < exp <= time.time() + 24 * 3600:
+        return VapidCheck(401, "VAPID exp must be within 24 hours")
+    sub = claims.get("sub", "")
+    if not (re.fullmatch(r"mailto:[^\s<>]+@[^\s<>]+", sub) or sub.startswith("https://")):
+        return VapidCheck(401, "VAPID sub must be a mailto: or https: contact")
+    if bound_key is not None and key.rstrip("=") != bound_key.rstrip("="):
+        return VapidCheck(403, "VapidPkHashMismatch")
+    return VapidCheck(0, "", token, key)
 
 
 def _error(status: int, errno: int, message: str) -> web.Response:
