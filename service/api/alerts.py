@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..engagement import percentiles
 from ..store.models import NewAlert
 from ..tokens import hash_secret
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
@@ -166,7 +167,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": [a.as_json() for a in alerts]})
 
 
-async def _alert_or_404(request: web.Request) -> Any:
+async def alert_or_404(request: web.Request) -> Any:
     alert_id = request.match_info["id"]
     alert = await request.app[STORE].get_alert(alert_id) if len(alert_id) <= 64 else None
     if alert is None:
@@ -177,13 +178,15 @@ async def _alert_or_404(request: web.Request) -> Any:
 @routes.get("/api/alerts/{id}")
 async def get_alert(request: web.Request) -> web.Response:
     await editor_name(request)
-    return web.json_response((await _alert_or_404(request)).as_json())
+    alert = await alert_or_404(request)
+    histogram = await request.app[STORE].delivery_histogram(alert.id)
+    return web.json_response({**alert.as_json(), "deliveryMs": percentiles(histogram)})
 
 
 @routes.post("/api/alerts/{id}/cancel")
 async def cancel_alert(request: web.Request) -> web.Response:
     await editor_name(request)
-    alert = await _alert_or_404(request)
+    alert = await alert_or_404(request)
     if alert.status in ("cancelled", "failed"):
         raise ApiError(409, "finished", f"alert {alert.public_id} is already {alert.status}")
     cancelled = await request.app[STORE].cancel_alert(alert.public_id)

@@ -74,7 +74,17 @@ COUNTS = {
     "type": "object",
     "properties": {
         name: {"type": "integer"}
-        for name in ("audience", "sent", "delivered", "removed", "failed", "skipped", "deferred")
+        for name in (
+            "audience",
+            "sent",
+            "delivered",
+            "removed",
+            "failed",
+            "skipped",
+            "deferred",
+            "shown",
+            "clicked",
+        )
     },
 }
 ALERT = {
@@ -87,6 +97,8 @@ ALERT = {
         "topics": {"type": "array", "items": {"type": "string"}},
         "status": {"enum": ["queued", "sending", "done", "cancelled", "failed"]},
         "counts": COUNTS,
+        "clickRate": {"oneOf": [{"type": "number"}, {"type": "null"}]},
+        "deliveryMs": {"type": "object"},
         "createdAt": {"type": "string"},
         "startedAt": {"oneOf": [{"type": "string"}, {"type": "null"}]},
         "finishedAt": {"oneOf": [{"type": "string"}, {"type": "null"}]},
@@ -295,6 +307,71 @@ def build_spec() -> dict[str, Any]:
                 "security": EDITOR,
                 "responses": {"200": _json(alert), **_errors(401, 404, 409)},
             },
+        },
+        "/api/alerts/{id}/timeline": {
+            "parameters": [ID],
+            "get": {
+                "summary": "Cumulative delivered, shown and clicked per second",
+                "security": EDITOR,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "deliveryMs": {"type": "object"},
+                                "seconds": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    ),
+                    **_errors(401, 404),
+                },
+            },
+        },
+        "/api/alerts/{id}/export": {
+            "parameters": [ID],
+            "get": {
+                "summary": "The alert and its timeline as a download",
+                "security": EDITOR,
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["json", "csv"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 401, 404),
+                },
+            },
+        },
+        "/api/events": {
+            "post": {
+                "summary": "The service worker reports a notification shown or clicked",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["type", "alertId", "subscriptionId"],
+                        "properties": {
+                            "type": {"enum": ["shown", "clicked"]},
+                            "alertId": {"type": "string"},
+                            "subscriptionId": {"type": "string"},
+                        },
+                        "additionalProperties": False,
+                    }
+                ),
+                "responses": {
+                    "204": {"description": "Counted (once)"},
+                    **_errors(400, 413, 415, 429),
+                },
+            }
         },
         "/api/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ..engagement import bucket_ms
 from ..store import TRANSIENT_ERRORS, Store
 from ..store.models import Alert, Checkpoint, DueDelivery, Recipient, Settlement, Shard
 from ..webpush.classify import Result
@@ -245,7 +246,7 @@ class FanoutWorker:
                 counts["skipped"] += 1
         outcomes = await self._send_all(ctx, to_send)
         for recipient, outcome in zip(to_send, outcomes, strict=True):
-            self._record(cp, counts, recipient, outcome, now)
+            self._record(ctx, cp, counts, recipient, outcome, now)
         cp.counts = dict(counts)
         return cp
 
@@ -273,6 +274,7 @@ class FanoutWorker:
 
     def _record(
         self,
+        ctx: AlertContext,
         cp: Checkpoint,
         counts: Counter[str],
         recipient: Recipient,
@@ -291,6 +293,8 @@ class FanoutWorker:
         if outcome.result is Result.DELIVERED:
             if recipient.max_per_day is not None:
                 cp.daily.append((recipient.id, local_day(recipient, now)))
+            bucket = delivery_bucket(outcome, ctx.alert.created_at)
+            cp.delivery_ms[bucket] = cp.delivery_ms.get(bucket, 0) + 1
             return
         cp.outcomes.append((recipient.id, outcome.result.value, outcome.reason))
         if outcome.result is Result.TOO_LARGE:
@@ -326,10 +330,16 @@ class FanoutWorker:
         count = RESULT_COUNT[outcome.result]
         if outcome.result is Result.DELIVERED:
             day = local_day(recipient, now) if recipient.max_per_day is not None else None
-            return Settlement(item.alert_id, recipient.id, count, day=day)
+            bucket = delivery_bucket(outcome, ctx.alert.created_at)
+            return Settlement(item.alert_id, recipient.id, count, day=day, bucket_ms=bucket)
         return Settlement(
             item.alert_id, recipient.id, count, outcome=(outcome.result.value, outcome.reason)
         )
+
+
+def delivery_bucket(outcome: Outcome, created_at: float) -> int:
+    accepted = outcome.accepted_at or time.time()
+    return bucket_ms((accepted - created_at) * 1000)
 
 
 def _prepare(alert: Alert) -> PreparedMessage:

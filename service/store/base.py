@@ -186,6 +186,20 @@ class AlertStore(Protocol):
 
     async def alert_status_counts(self) -> dict[str, int]: ...
 
+    async def record_event(
+        self, alert_public_id: str, subscription_public_id: str, kind: str
+    ) -> str:
+        """Count a browser's `shown`/`clicked` once per reader and alert.
+
+        Returns counted | duplicate | unknown_alert | unknown_subscription.
+        """
+
+    async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
+        """(bucket ms since the alert was created, deliveries) in bucket order."""
+
+    async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
+        """(second since the alert was created, shown|clicked, count)."""
+
     async def has_work(self, now: float) -> bool:
         """Read-only: is anything plannable, claimable or due? (cheap idle polling)"""
 

@@ -73,7 +73,17 @@ class VapidKeyRecord:
     created_at: float
 
 
-COUNT_FIELDS = ("audience", "sent", "delivered", "removed", "failed", "skipped", "deferred")
+COUNT_FIELDS = (
+    "audience",
+    "sent",
+    "delivered",
+    "removed",
+    "failed",
+    "skipped",
+    "deferred",
+    "shown",
+    "clicked",
+)
 ALERT_STATUSES = ("queued", "sending", "done", "cancelled", "failed")
 
 
@@ -113,6 +123,9 @@ class Alert:
             "respectQuietHours": self.respect_quiet_hours,
             "status": self.status,
             "counts": dict(self.counts),
+            "clickRate": round(self.counts["clicked"] / self.counts["delivered"], 4)
+            if self.counts.get("delivered")
+            else None,
             "createdAt": _iso(self.created_at),
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at),
@@ -190,6 +203,7 @@ class Checkpoint:
     outcomes: list[tuple[int, str, str]] = field(default_factory=list)  # (sub id, result, reason)
     deferrals: list[tuple[int, float, str]] = field(default_factory=list)  # (sub id, due, reason)
     daily: list[tuple[int, str]] = field(default_factory=list)  # (sub id, local day) delivered
+    delivery_ms: dict[int, int] = field(default_factory=dict)  # time bucket -> deliveries
     error: str | None = None
 
 
@@ -213,3 +227,4 @@ class Settlement:
     outcome: tuple[str, str] | None = None  # (result, reason) for the subscription
     due_at: float | None = None  # when rescheduled
     day: str | None = None  # local day, when delivered (daily cap)
+    bucket_ms: int | None = None  # delivery time bucket, when delivered

@@ -582,6 +582,7 @@ class PostgresStore:
                 )
             if cp.daily:
                 await _count_days(conn, cp.daily)
+            await _count_delivery_times(conn, cp.alert_id, cp.delivery_ms)
             await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
             await conn.execute(
                 "UPDATE alert_shards SET cursor=$1, lease_expires=$2 WHERE id=$3",
@@ -675,8 +676,52 @@ class PostgresStore:
                 if item.day:
                     await _count_days(conn, [(item.subscription_id, item.day)])
                 await _add_counts(conn, item.alert_id, counts, None)
+                if item.bucket_ms is not None:
+                    await _count_delivery_times(conn, item.alert_id, {item.bucket_ms: 1})
                 if item.outcome:
                     await _write_outcomes(conn, [(item.subscription_id, *item.outcome)], now)
+
+    async def record_event(
+        self, alert_public_id: str, subscription_public_id: str, kind: str
+    ) -> str:
+        async with self._tx() as conn:
+            alert_id = await conn.fetchval(
+                "SELECT id FROM alerts WHERE public_id=$1", alert_public_id
+            )
+            if alert_id is None:
+                return "unknown_alert"
+            sub_id = await conn.fetchval(
+                "SELECT id FROM subscriptions WHERE public_id=$1", subscription_public_id
+            )
+            if sub_id is None:
+                return "unknown_subscription"
+            result = await conn.execute(
+                "INSERT INTO events (alert_id, subscription_id, type, at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT DO NOTHING",
+                alert_id,
+                sub_id,
+                kind,
+                time.time(),
+            )
+            if not result.endswith(" 1"):
+                return "duplicate"
+            await _add_counts(conn, alert_id, {kind: 1}, None)
+        return "counted"
+
+    async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
+        rows = await self.pool.fetch(
+            "SELECT bucket_ms, count FROM delivery_times WHERE alert_id=$1 ORDER BY bucket_ms",
+            alert_id,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
+        rows = await self.pool.fetch(
+            "SELECT FLOOR(e.at - a.created_at)::int, e.type, COUNT(*) FROM events e "
+            "JOIN alerts a ON a.id = e.alert_id WHERE e.alert_id=$1 GROUP BY 1, 2 ORDER BY 1",
+            alert_id,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def alert_status_counts(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT status, COUNT(*) FROM alerts GROUP BY status")
@@ -790,6 +835,18 @@ async def _count_days(conn: asyncpg.Connection, days: list[tuple[int, str]]) -> 
         "ON CONFLICT (subscription_id, day) DO UPDATE SET count = daily_counts.count + 1",
         days,
     )
+
+
+async def _count_delivery_times(
+    conn: asyncpg.Connection, alert_id: int, buckets: dict[int, int]
+) -> None:
+    if buckets:
+        await conn.executemany(
+            "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES ($1, $2, $3) "
+            "ON CONFLICT (alert_id, bucket_ms) DO UPDATE "
+            "SET count = delivery_times.count + excluded.count",
+            [(alert_id, bucket, count) for bucket, count in buckets.items()],
+        )
 
 
 async def _add_counts(

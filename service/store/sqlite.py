@@ -647,6 +647,7 @@ class SQLiteStore:
                 "ON CONFLICT (subscription_id, day) DO UPDATE SET count = count + 1",
                 cp.daily,
             )
+        await _count_delivery_times(db, alert_id, cp.delivery_ms)
         await _add_counts(db, alert_id, cp.counts, cp.error)
 
     async def finish_shard(self, shard: Shard, owner: str) -> bool:
@@ -740,8 +741,52 @@ class SQLiteStore:
                         (item.subscription_id, item.day),
                     )
                 await _add_counts(db, item.alert_id, counts, None)
+                if item.bucket_ms is not None:
+                    await _count_delivery_times(db, item.alert_id, {item.bucket_ms: 1})
                 if item.outcome:
                     await _write_outcomes(db, [(item.subscription_id, *item.outcome)], now)
+
+    async def record_event(
+        self, alert_public_id: str, subscription_public_id: str, kind: str
+    ) -> str:
+        now = time.time()
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT id FROM alerts WHERE public_id=?", (alert_public_id,)
+            ) as cur:
+                alert = await cur.fetchone()
+            if alert is None:
+                return "unknown_alert"
+            async with db.execute(
+                "SELECT id FROM subscriptions WHERE public_id=?", (subscription_public_id,)
+            ) as cur:
+                sub = await cur.fetchone()
+            if sub is None:
+                return "unknown_subscription"
+            cur = await db.execute(
+                "INSERT INTO events (alert_id, subscription_id, type, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (alert[0], sub[0], kind, now),
+            )
+            if cur.rowcount != 1:
+                return "duplicate"
+            await _add_counts(db, alert[0], {kind: 1}, None)
+        return "counted"
+
+    async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
+        rows = await self._all(
+            "SELECT bucket_ms, count FROM delivery_times WHERE alert_id=? ORDER BY bucket_ms",
+            (alert_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
+        rows = await self._all(
+            "SELECT CAST(e.at - a.created_at AS INTEGER), e.type, COUNT(*) FROM events e "
+            "JOIN alerts a ON a.id = e.alert_id WHERE e.alert_id=? GROUP BY 1, 2 ORDER BY 1",
+            (alert_id,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def alert_status_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) FROM alerts GROUP BY status")
@@ -803,6 +848,17 @@ async def _delete_subscriptions(db: aiosqlite.Connection, ids: list[int]) -> Non
         ids,
     )
     await db.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", ids)
+
+
+async def _count_delivery_times(
+    db: aiosqlite.Connection, alert_id: int, buckets: dict[int, int]
+) -> None:
+    if buckets:
+        await db.executemany(
+            "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (alert_id, bucket_ms) DO UPDATE SET count = count + excluded.count",
+            [(alert_id, bucket, count) for bucket, count in buckets.items()],
+        )
 
 
 async def _add_counts(

@@ -37,22 +37,40 @@ self.addEventListener("push", function (event) {
   if (msg.timestamp) options.timestamp = msg.timestamp;
   event.waitUntil(
     self.registration.showNotification(msg.title || "News alert", options)
+      .then(function () { return report("shown", msg.alertId); })
   );
 });
+
+/* Tell pushdesk a notification was shown or clicked (once per reader and alert). Best effort:
+ * engagement figures must never stand between the reader and the story. */
+function report(type, alertId) {
+  if (!alertId) return Promise.resolve();
+  return pushdesk._internal.loadState().then(function (state) {
+    if (!state || !state.id) return null;
+    return fetch((state.apiBase || "") + "/api/events", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ type: type, alertId: alertId, subscriptionId: state.id }),
+      keepalive: true,
+      credentials: "omit",
+    });
+  }).catch(function () { return null; });
+}
 
 self.addEventListener("notificationclick", function (event) {
   event.notification.close();
   var data = event.notification.data || {};
   var target = safeUrl(data.url || "/");
   if (!target) return;
-  event.waitUntil(
+  event.waitUntil(Promise.all([
     clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (windows) {
       for (var i = 0; i < windows.length; i++) {
         if (windows[i].url === target && "focus" in windows[i]) return windows[i].focus();
       }
       return clients.openWindow ? clients.openWindow(target) : null;
-    })
-  );
+    }),
+    report("clicked", data.alertId),
+  ]));
 });
 
 /* Firefox renews subscriptions and tells us; send the new one with the stored token so the
