@@ -19,7 +19,7 @@ def database(tmp_path):
 
 
 async def test_console_composes_previews_sends_and_follows_to_done(
-    browser, settings, aiohttp_server, aiohttp_client, push_service
+    browser, settings, aiohttp_server, aiohttp_client, push_service, tmp_path
 ):
     server = await aiohttp_server(create_app(settings, fast_runtime()))
     desk = await Newsroom.open(await aiohttp_client(server))
@@ -65,5 +65,45 @@ async def test_console_composes_previews_sends_and_follows_to_done(
 
     assert all(len(push_service.messages(e)) == 1 for e in sport)
     assert all(push_service.messages(e) == [] for e in others)
-    assert len(await desk.store.list_alerts(5)) == 1
+    [alert] = await desk.store.list_alerts(5)
+
+    # Readers' browsers report: the console's chart and figures follow.
+    readers = {s.endpoint: s.public_id for s in await desk.store.list_subscriptions()}
+    for n, endpoint in enumerate(sport[:90]):  # 30 readers never saw it (phone off)
+        for kind in ("shown", "clicked") if n < 30 else ("shown",):
+            body = {"type": kind, "alertId": alert.public_id, "subscriptionId": readers[endpoint]}
+            assert (await desk.client.post("/api/events", json=body)).status == 204
+    await wait_until(
+        page,
+        "document.getElementById('current-engagement').textContent.includes('clicked 30')",
+        15,
+    )
+    assert "click rate 25.0%" in await page.text_content("#current-engagement")
+    assert "(p50)" in await page.text_content("#current-engagement")
+    await wait_until(page, "Number(document.getElementById('chart').dataset.points) > 0")
+    shot = tmp_path / "chart.png"
+    await page.locator("#chart").screenshot(path=str(shot))
+    assert chart_is_drawn(shot)
+    assert "30 (25.0%)" in await page.text_content("#history tbody tr")
     assert errors == [] or all("401" in e for e in errors)
+
+
+def chart_is_drawn(png) -> bool:
+    """The screenshot holds the three lines: enough pixels of each line's colour."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    pixels = list(image.get_flattened_data())
+
+    def near(colour, tolerance=60):
+        return sum(
+            1
+            for p in pixels
+            if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))
+        )
+
+    red, dark, blue = near((199, 0, 0)), near((51, 51, 51), 30), near((26, 107, 214))
+    white = near((255, 255, 255), 5)
+    assert white < len(pixels) * 0.99, "the chart is blank"
+    assert red > 100 and blue > 100 and dark > 100, (red, dark, blue)
+    return True

@@ -168,11 +168,48 @@
   }
 
   function poll() {
-    api("GET", "/api/alerts/" + state.current).then(function (alert) {
-      showCurrent(alert);
-      if (FINAL.indexOf(alert.status) < 0) state.timer = setTimeout(poll, 500);
-      refreshHistory();
-    }).catch(fail);
+    var id = state.current;
+    Promise.all([api("GET", "/api/alerts/" + id), api("GET", "/api/alerts/" + id + "/timeline")])
+      .then(function (r) {
+        showCurrent(r[0]);
+        drawChart(r[1].seconds);
+        // Engagement keeps coming in after sending ends: keep polling, more slowly.
+        state.timer = setTimeout(poll, FINAL.indexOf(r[0].status) < 0 ? 500 : 5000);
+        refreshHistory();
+      }).catch(fail);
+  }
+
+  /* The timeline as three cumulative lines, drawn in the page (no external scripts). */
+  function drawChart(seconds) {
+    var canvas = $("chart");
+    var ctx = canvas.getContext("2d");
+    var w = canvas.width, h = canvas.height, pad = 36;
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, w, h);
+    var last = seconds.length ? seconds[seconds.length - 1] : null;
+    var top = Math.max(1, last ? last.delivered : 1);
+    var span = Math.max(1, seconds.length);  // row i holds the totals at the end of second i
+    ctx.strokeStyle = "#999";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(pad, 8); ctx.lineTo(pad, h - pad); ctx.lineTo(w - 8, h - pad);
+    ctx.stroke();
+    ctx.fillStyle = "#555";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillText(String(top), 4, 16);
+    ctx.fillText("0", 4, h - pad);
+    ctx.fillText(span + " s", w - 40, h - pad + 16);
+    var x = function (i) { return pad + (w - pad - 8) * (i + 1) / span; };
+    var y = function (v) { return h - pad - (h - pad - 8) * v / top; };
+    [["clicked", "#1a6bd6"], ["shown", "#333"], ["delivered", "#c70000"]].forEach(function (line) {
+      ctx.strokeStyle = line[1];
+      ctx.lineWidth = 2.5;
+      ctx.beginPath();
+      ctx.moveTo(pad, y(0));
+      seconds.forEach(function (row, i) { ctx.lineTo(x(i), y(row[line[0]])); });
+      ctx.stroke();
+    });
+    canvas.dataset.points = String(seconds.length);
   }
 
   function showCurrent(alert) {
@@ -184,6 +221,10 @@
     $("current-status").textContent = alert.status;
     $("current").dataset.status = alert.status;
     $("current-counts").textContent = COUNTS.map(function (k) { return k + " " + c[k]; }).join(" · ");
+    var ms = alert.deliveryMs || {};
+    $("current-engagement").textContent = "shown " + c.shown + " · clicked " + c.clicked +
+      " · click rate " + rate(alert) + (ms.p50 == null ? "" :
+      " · delivered within " + ms.p50 + " ms (p50), " + ms.p90 + " ms (p90), " + ms.p99 + " ms (p99)");
     $("cancel").hidden = FINAL.indexOf(alert.status) >= 0;
   }
 
@@ -191,6 +232,10 @@
     api("POST", "/api/alerts/" + state.current + "/cancel").then(showCurrent).then(refreshHistory)
       .catch(fail);
   });
+
+  function rate(alert) {
+    return alert.clickRate == null ? "–" : (100 * alert.clickRate).toFixed(1) + "%";
+  }
 
   function cell(row, text) {
     var td = document.createElement("td");
@@ -214,6 +259,7 @@
         cell(row, "").appendChild(link);
         cell(row, alert.status);
         COUNTS.forEach(function (k) { cell(row, String(alert.counts[k])); });
+        cell(row, alert.counts.clicked + " (" + rate(alert) + ")");
         var action = cell(row, "");
         if (FINAL.indexOf(alert.status) < 0) {
           var button = document.createElement("button");
