@@ -69,6 +69,11 @@ def test_clicking_the_notification_opens_the_article(firefox):
     assert ARTICLE in clicked["tabs"]
 
 
+def test_the_service_worker_reports_shown_and_clicked(firefox):
+    counts = step(firefox, "subscribe_and_receive")["engagement"]
+    assert counts["shown"] == 1 and counts["clicked"] == 1
+
+
 def test_turning_a_topic_off_stops_its_next_alert(firefox):
     result = step(firefox, "change_preferences")
     assert result["subscriptions"][0]["topics"] == ["breaking"]

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,20 @@ class Desk:
             {"id": s.public_id, "endpoint": s.endpoint, "topics": s.topics, "key": s.vapid_key_id}
             for s in await self.store.list_subscriptions()
         ]
+
+    async def counts_once(
+        self, alert_id: str, done: Callable[[dict[str, int]], object], seconds: float = 10.0
+    ) -> dict[str, int]:
+        """The alert's counts once `done(counts)` holds (or after `seconds`)."""
+        headers = {"Authorization": f"Bearer {self.key}"}
+        counts: dict[str, int] = {}
+        for _ in range(int(seconds / 0.1)):
+            async with self.session.get(f"{self.base}/api/alerts/{alert_id}", headers=headers) as r:
+                counts = (await r.json())["counts"]
+            if done(counts):
+                break
+            await asyncio.sleep(0.1)
+        return counts
 
     async def alert(self, title: str, topics: list[str], url: str = ARTICLE) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.key}"}
@@ -154,7 +169,9 @@ async def subscribe_and_receive(m: Marionette, desk: Desk, push: MozillaPushServ
     shown = await m.wait_for(NOTIFICATIONS, 20)
     acks = list(await push.acked(1))
     clicked = await click_notification(m, desk)
+    engagement = await desk.counts_once(alert["id"], lambda c: c["shown"] and c["clicked"])
     return {
+        "engagement": engagement,
         "subscriptions": subs,
         "alert": alert,
         "shown": shown,
