@@ -62,3 +62,51 @@ async def webpush_async_rate(
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(lane(session) for _ in range(IN_FLIGHT)))
     return sent / (time.perf_counter() - started)
+
+
+def floor_rate(endpoints: list[tuple[str, bytes, bytes]], seconds: float, processes: int) -> float:
+    """What the fixed stack alone does: aiohttp posting cryptography-encrypted bodies, one
+    ClientSession per process, 128 in flight, no store, no policy, no VAPID signing. Runs
+    `processes` copies at once (like pushdesk's workers) and returns their summed rate."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        rates = pool.starmap(_floor_one, [(endpoints, seconds)] * processes)
+    return sum(rates)
+
+
+def _floor_one(endpoints: list[tuple[str, bytes, bytes]], seconds: float) -> float:
+    from .webpush.crypto import encrypt
+
+    plain = DATA.encode()
+    headers = {
+        "TTL": "60",
+        "Urgency": "high",
+        "Content-Encoding": "aes128gcm",
+        "Content-Type": "application/octet-stream",
+        "Authorization": "vapid t=x,k=y",
+    }
+
+    async def run() -> float:
+        sent = 0
+        queue = iter(endpoints * 50)
+        started = time.perf_counter()
+        deadline = started + seconds
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=128)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+
+            async def lane() -> None:
+                nonlocal sent
+                for url, p256dh, auth in queue:
+                    if time.perf_counter() > deadline:
+                        return
+                    body = encrypt(plain, p256dh, auth)
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                    sent += 1
+
+            await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+        return sent / (time.perf_counter() - started)
+
+    return asyncio.run(run())

@@ -56,22 +56,14 @@ class Endpoint:
     gone: bool = False
 
 
-class FakePushService:
-    def __init__(self) -> None:
-        self.endpoints: dict[str, Endpoint] = {}
-        self.received: dict[str, list[Received]] = defaultdict(list)
-        self.requests: list[tuple[str, int]] = []  # (endpoint id, status) for every POST
-        self.scripts: dict[str, list[Any]] = defaultdict(list)
-        self.vapid_tokens: set[str] = set()
-        self.slow_seconds = 2.0
-        self.delay = 0.0  # added to every answer: a slow push service
-        self.app = web.Application()
-        self.app.router.add_post("/push/{id}", self.handle)
-        self._runner: web.AppRunner | None = None
-        self.base = ""
-        self._counter = 0
+class LoopbackServer:
+    """An aiohttp app on 127.0.0.1 with a free port; `base` is its URL once started."""
 
-    async def start(self) -> FakePushService:
+    app: web.Application
+    base: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def start(self):  # type: ignore[no-untyped-def]
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -83,6 +75,20 @@ class FakePushService:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+
+
+class FakePushService(LoopbackServer):
+    def __init__(self) -> None:
+        self.endpoints: dict[str, Endpoint] = {}
+        self.received: dict[str, list[Received]] = defaultdict(list)
+        self.requests: list[tuple[str, int]] = []  # (endpoint id, status) for every POST
+        self.scripts: dict[str, list[Any]] = defaultdict(list)
+        self.vapid_tokens: set[str] = set()
+        self.slow_seconds = 2.0
+        self.delay = 0.0  # added to every answer: a slow push service
+        self.app = web.Application()
+        self.app.router.add_post("/push/{id}", self.handle)
+        self._counter = 0
 
     @property
     def origin(self) -> str:

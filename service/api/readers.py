@@ -62,6 +62,11 @@ async def subscribe(request: web.Request) -> web.Response:
     )
 
 
+def not_found() -> ApiError:
+    """The same answer for a wrong token and an unknown id: nothing tells which ids exist."""
+    return ApiError(404, "not_found", "no subscription with that id and token")
+
+
 async def _authorised(request: web.Request) -> str:
     """The path's public id, once the bearer token matches; otherwise 401 or 404."""
     public_id = request.match_info["id"]
@@ -76,7 +81,7 @@ async def _authorised(request: web.Request) -> str:
         )
     stored = await request.app[STORE].token_hash(public_id) if len(public_id) <= 64 else None
     if not secret_matches(token.strip(), stored):
-        raise ApiError(404, "not_found", "no subscription with that id and token")
+        raise not_found()
     return public_id
 
 
@@ -85,7 +90,7 @@ async def get_subscription(request: web.Request) -> web.Response:
     public_id = await _authorised(request)
     sub = await request.app[STORE].get_subscription(public_id)
     if sub is None:
-        raise ApiError(404, "not_found", "no subscription with that id and token")
+        raise not_found()
     return web.json_response(sub.preferences_json())
 
 
@@ -116,7 +121,7 @@ async def update_subscription(request: web.Request) -> web.Response:
             409, "conflict", "that endpoint belongs to another subscription", "subscription"
         ) from None
     if sub is None:
-        raise ApiError(404, "not_found", "no subscription with that id and token")
+        raise not_found()
     return web.json_response(sub.preferences_json())
 
 

@@ -320,13 +320,9 @@ class SQLiteStore:
     ) -> Subscription | None:
         now = time.time()
         async with self._write() as db:
-            async with db.execute(
-                "SELECT id FROM subscriptions WHERE public_id=?", (public_id,)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
+            sub_id = await _row_id(db, "subscriptions", public_id)
+            if sub_id is None:
                 return None
-            sub_id = row[0]
             if renewal is not None:
                 try:
                     await db.execute(
@@ -348,13 +344,10 @@ class SQLiteStore:
 
     async def delete_subscription(self, public_id: str) -> bool:
         async with self._write() as db:
-            async with db.execute(
-                "SELECT id FROM subscriptions WHERE public_id=?", (public_id,)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
+            sub_id = await _row_id(db, "subscriptions", public_id)
+            if sub_id is None:
                 return False
-            await _delete_subscriptions(db, [row[0]])
+            await _delete_subscriptions(db, [sub_id])
             return True
 
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
@@ -751,26 +744,20 @@ class SQLiteStore:
     ) -> str:
         now = time.time()
         async with self._write() as db:
-            async with db.execute(
-                "SELECT id FROM alerts WHERE public_id=?", (alert_public_id,)
-            ) as cur:
-                alert = await cur.fetchone()
-            if alert is None:
+            alert_id = await _row_id(db, "alerts", alert_public_id)
+            if alert_id is None:
                 return "unknown_alert"
-            async with db.execute(
-                "SELECT id FROM subscriptions WHERE public_id=?", (subscription_public_id,)
-            ) as cur:
-                sub = await cur.fetchone()
-            if sub is None:
+            sub_id = await _row_id(db, "subscriptions", subscription_public_id)
+            if sub_id is None:
                 return "unknown_subscription"
             cur = await db.execute(
                 "INSERT INTO events (alert_id, subscription_id, type, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                (alert[0], sub[0], kind, now),
+                (alert_id, sub_id, kind, now),
             )
             if cur.rowcount != 1:
                 return "duplicate"
-            await _add_counts(db, alert[0], {kind: 1}, None)
+            await _add_counts(db, alert_id, {kind: 1}, None)
         return "counted"
 
     async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
@@ -836,6 +823,12 @@ async def _write_outcomes(
         )
     if failed:
         await db.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
+
+
+async def _row_id(db: aiosqlite.Connection, table: str, public_id: str) -> int | None:
+    async with db.execute(f"SELECT id FROM {table} WHERE public_id=?", (public_id,)) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def _delete_subscriptions(db: aiosqlite.Connection, ids: list[int]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fake_push import check_push_headers, check_vapid
+from tests.fake_push import LoopbackServer, check_push_headers, check_vapid
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Channel:
     delivered: list[dict[str, Any]] = field(default_factory=list)
 
 
-class MozillaPushServer:
+class MozillaPushServer(LoopbackServer):
     def __init__(self) -> None:
         self.app = web.Application()
         self.app.router.add_get("/", self.websocket)
@@ -38,21 +38,6 @@ class MozillaPushServer:
         self.answers: list[tuple[str, int]] = []  # (channel, HTTP status) of every push
         self.uaid = uuid.uuid4().hex
         self._socket: web.WebSocketResponse | None = None
-        self._runner: web.AppRunner | None = None
-        self.base = ""
-
-    async def start(self) -> MozillaPushServer:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
 
     @property
     def websocket_url(self) -> str:
