@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import time
 from collections import Counter
 
 import aiohttp
+import pytest
 
 from service.config import Settings
 from tests.cli_runner import env_for, free_port, pushdesk
+
+STARTED: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def no_process_left_behind():
+    """Whatever a test asserts, every `pushdesk serve` it started is stopped."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
 
 async def start_serve(settings: Settings, port: int, *args: str) -> asyncio.subprocess.Process:
@@ -26,7 +43,9 @@ async def start_serve(settings: Settings, port: int, *args: str) -> asyncio.subp
         env=env_for(settings, PUSHDESK_LEASE_SECONDS="5"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # its worker processes go with it: killpg below
     )
+    STARTED.append(proc)
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:
