@@ -316,3 +316,24 @@ def test_prepare_refuses_bad_headers():
         prepare(msg, ttl=60, topic="has spaces")
     with pytest.raises(ValueError):
         prepare(msg, ttl=60, topic="x" * 33)
+
+
+async def test_tls_failure_is_retried_then_fails(keyring):
+    """An https endpoint whose server does not speak TLS: a handshake failure, retried."""
+
+    async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")  # plain text where TLS was expected
+        writer.close()
+
+    server = await asyncio.start_server(not_tls, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Sender(keyring, fast_options(max_attempts=2)) as sender:
+            target = target_for(f"https://127.0.0.1:{port}/push/x", BrowserKeys.generate(), keyring)
+            outcome = await sender.send(target, message())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert outcome.result is Result.FAILED and outcome.attempts == 2
+    assert "cannot connect" in outcome.reason or "network error" in outcome.reason
