@@ -146,19 +146,19 @@ class FakePushService(LoopbackServer):
                 )
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
-            return _error(404, 102, "Request did not validate invalid token")
+            return push_error(404, 102, "Request did not validate invalid token")
         if endpoint.gone:
-            return _error(410, 106, "Subscription is no longer valid")
+            return push_error(410, 106, "Subscription is no longer valid")
         problem = check_push_headers(request)
         if problem:
-            return _error(400, problem[0], problem[1])
+            return push_error(400, problem[0], problem[1])
         vapid = check_vapid(request, self.origin, endpoint.bound_key)
         if vapid.status:
-            return _error(vapid.status, 109, vapid.message)
+            return push_error(vapid.status, 109, vapid.message)
         self.vapid_tokens.add(vapid.token)
         body = await request.read()
         if len(body) > 4096:
-            return _error(413, 104, "Request Entity Too Large")
+            return push_error(413, 104, "Request Entity Too Large")
         try:
             plaintext = http_ece.decrypt(
                 body,
@@ -168,7 +168,7 @@ class FakePushService(LoopbackServer):
             )
             payload = json.loads(plaintext)
         except Exception as exc:  # a browser would drop it: the test must see that
-            return _error(400, 110, f"cannot decrypt: {exc}")
+            return push_error(400, 110, f"cannot decrypt: {exc}")
         self.received[endpoint_id].append(
             Received(endpoint_id, payload, dict(request.headers), time.time())
         )
@@ -239,7 +239,7 @@ def check_vapid(request: web.Request, origin: str, bound_key: str | None) -> Vap
     return VapidCheck(0, "", token, key)
 
 
-def _error(status: int, errno: int, message: str) -> web.Response:
+def push_error(status: int, errno: int, message: str) -> web.Response:
     return web.json_response(
         {"code": status, "errno": errno, "error": "push error", "message": message},
         status=status,

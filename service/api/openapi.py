@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..store.models import ALERT_STATUSES, COUNT_FIELDS
 from ..webpush.sender import URGENCIES
 
 routes = web.RouteTableDef()
@@ -72,20 +73,7 @@ SUBSCRIPTION_STATE = {
 }
 COUNTS = {
     "type": "object",
-    "properties": {
-        name: {"type": "integer"}
-        for name in (
-            "audience",
-            "sent",
-            "delivered",
-            "removed",
-            "failed",
-            "skipped",
-            "deferred",
-            "shown",
-            "clicked",
-        )
-    },
+    "properties": {name: {"type": "integer"} for name in COUNT_FIELDS},
 }
 ALERT = {
     "type": "object",
@@ -95,7 +83,7 @@ ALERT = {
         "title": {"type": "string"},
         "url": {"type": "string"},
         "topics": {"type": "array", "items": {"type": "string"}},
-        "status": {"enum": ["queued", "sending", "done", "cancelled", "failed"]},
+        "status": {"enum": list(ALERT_STATUSES)},
         "counts": COUNTS,
         "clickRate": {"oneOf": [{"type": "number"}, {"type": "null"}]},
         "deliveryMs": {"type": "object"},

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..engagement import bucket_ms
@@ -66,14 +66,6 @@ class AlertContext:
     policy: AlertPolicy
 
 
-@dataclass
-class WorkerStats:
-    shards: int = 0
-    batches: int = 0
-    sent: int = 0
-    results: Counter[str] = field(default_factory=Counter)
-
-
 def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -95,7 +87,6 @@ class FanoutWorker:
         self.options = options or WorkerOptions()
         self.owner = owner or new_owner_id()
         self.wake_event = asyncio.Event()
-        self.stats = WorkerStats()
         self._slots = asyncio.Semaphore(self.options.concurrency)
         self._contexts: dict[int, AlertContext] = {}
 
@@ -155,7 +146,6 @@ class FanoutWorker:
         if ctx is None:
             await self.store.finish_shard(shard, self.owner)
             return
-        self.stats.shards += 1
         cursor = shard.cursor
         while True:
             batch = await self.store.recipients(
@@ -168,7 +158,6 @@ class FanoutWorker:
                 lambda cp=checkpoint: self.store.checkpoint(cp, self.owner, self.options.lease),
                 f"the checkpoint of shard {shard.id}",
             )
-            self.stats.batches += 1
             cursor = checkpoint.cursor
             if status is None:
                 log.warning(
@@ -281,7 +270,6 @@ class FanoutWorker:
         outcome: Outcome,
         now: float,
     ) -> None:
-        self.stats.results[outcome.result.value] += 1
         if outcome.result is Result.RETRY:
             assert outcome.retry_at is not None
             counts["deferred"] += 1
@@ -289,7 +277,6 @@ class FanoutWorker:
             return
         counts["sent"] += 1
         counts[RESULT_COUNT[outcome.result]] += 1
-        self.stats.sent += 1
         if outcome.result is Result.DELIVERED:
             if recipient.max_per_day is not None:
                 cp.daily.append((recipient.id, local_day(recipient, now)))
@@ -324,7 +311,6 @@ class FanoutWorker:
         if decision.action is Action.DEFER:
             return Settlement(item.alert_id, recipient.id, "deferred", due_at=decision.due_at)
         [outcome] = await self._send_all(ctx, [recipient])
-        self.stats.results[outcome.result.value] += 1
         if outcome.result is Result.RETRY:
             return Settlement(item.alert_id, recipient.id, "deferred", due_at=outcome.retry_at)
         count = RESULT_COUNT[outcome.result]

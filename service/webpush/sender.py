@@ -13,7 +13,6 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -140,7 +139,6 @@ class OriginState:
     slots: asyncio.Semaphore
     blocked: str | None  # why this origin may not be contacted, if it may not
     paused_until: float = 0.0
-    stats: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -247,7 +245,6 @@ class Sender:
                 started = time.perf_counter()
                 status, verdict = await self._post(target.endpoint, body, headers)
                 SEND_SECONDS.labels(origin).observe(time.perf_counter() - started)
-            state.stats[verdict.result] = state.stats.get(verdict.result, 0) + 1
             MESSAGES.labels(verdict.result.value, origin).inc()
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
@@ -314,6 +311,3 @@ class Sender:
         if address_allowed(host, self.options.allow_loopback):
             return None
         return f"{host} is not a public address"
-
-    def origin_stats(self) -> dict[str, Any]:
-        return {name: dict(state.stats) for name, state in self._origins.items()}

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fake_push import LoopbackServer, check_push_headers, check_vapid
+from tests.fake_push import LoopbackServer, check_push_headers, check_vapid, push_error
 
 
 @dataclass
@@ -101,20 +101,20 @@ class MozillaPushServer(LoopbackServer):
     async def _push(self, request: web.Request, channel_id: str) -> web.Response:
         channel = self.channels.get(channel_id)
         if channel is None:
-            return _error(404, 102, "no such subscription")
+            return push_error(404, 102, "no such subscription")
         if channel.gone:
-            return _error(410, 106, "subscription is no longer valid")
+            return push_error(410, 106, "subscription is no longer valid")
         problem = check_push_headers(request)
         if problem:
-            return _error(400, *problem)
+            return push_error(400, *problem)
         vapid = check_vapid(request, self.base, channel.key)
         if vapid.status:
-            return _error(401, 109, vapid.message)  # autopush answers every VAPID error 401
+            return push_error(401, 109, vapid.message)  # autopush answers every VAPID error 401
         body = await request.read()
         if len(body) > 4096:
-            return _error(413, 104, "payload too large")
+            return push_error(413, 104, "payload too large")
         if self._socket is None or self._socket.closed:
-            return _error(503, 202, "the browser is not connected")
+            return push_error(503, 202, "the browser is not connected")
         version = uuid.uuid4().hex
         note = {
             "messageType": "notification",
@@ -141,10 +141,3 @@ class MozillaPushServer(LoopbackServer):
                 break
             await asyncio.sleep(0.05)
         return self.acks
-
-
-def _error(status: int, errno: int, message: str) -> web.Response:
-    return web.json_response(
-        {"code": status, "errno": errno, "error": "push error", "message": message},
-        status=status,
-    )
