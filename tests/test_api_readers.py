@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service.api.state import STORE
@@ -299,3 +301,9 @@ async def test_cors_only_for_configured_site_origins(client):
     assert bad.status == 403 and "Access-Control-Allow-Origin" not in bad.headers
     simple = await client.get("/api/topics", headers={"Origin": "https://news.example"})
     assert simple.headers["Access-Control-Allow-Origin"] == "https://news.example"
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_new_data_directory_is_private(client, settings):
+    data_dir = Path(settings.database.removeprefix("sqlite:///")).parent
+    assert data_dir.stat().st_mode & 0o777 == 0o700

@@ -59,7 +59,8 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         store = cls(path)
-        store.path.parent.mkdir(parents=True, exist_ok=True)
+        # Readers' endpoints and keys live here: a new data directory is for its owner only.
+        store.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = await aiosqlite.connect(store.path, isolation_level=None)
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA journal_mode = WAL")
