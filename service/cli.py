@@ -32,6 +32,20 @@ EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; and `--config FILE` accepted after any command too."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if (
+            self.prog != "pushdesk"
+        ):  # `pushdesk serve --config F` as well as `pushdesk --config F serve`
+            self.add_argument(
+                "--config",
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                help="TOML settings file (environment variables win)",
+            )
+
     def error(self, message: str) -> None:  # argparse prints a usage block; keep one line
         self.exit(EXIT_USAGE, f"pushdesk: {message} (see pushdesk {self.prog.split()[-1]} -h)\n")
 

@@ -271,3 +271,40 @@ async def test_widget_moves_the_reader_to_a_rotated_key(browser, server, setting
     await wait_until(page, "document.body.dataset.subscribed === 'yes'")
     assert await page.evaluate("JSON.parse(localStorage.getItem('__stub_count'))") == 2
     assert errors == []
+
+
+async def test_pushsubscriptionchange_sends_the_renewed_subscription(browser, server):
+    """Firefox renews subscriptions and fires pushsubscriptionchange: sw.js sends the new one
+    with the stored token, and the reader keeps their preferences."""
+    base = str(server.make_url("/")).rstrip("/")
+    store = server.app[STORE]
+    page, errors = await open_page(browser, base)
+    await page.add_init_script(stub_push_manager(base + "/fake-push/old", BrowserKeys.generate()))
+    await page.goto(base + "/")
+    await wait_until(page, "document.querySelectorAll('#topics input').length >= 9")
+    await page.check("#topics input[value=culture]")
+    await page.click("#subscribe")
+    await wait_until(page, "document.body.dataset.subscribed === 'yes'")
+    before = await _only_subscription(store)
+    assert before is not None
+
+    renewed = BrowserKeys.generate().subscription_json(base + "/fake-push/renewed")
+    worker = page.context.service_workers[0]
+    await worker.evaluate(
+        """(renewed) => {
+          const subscription = {endpoint: renewed.endpoint, toJSON: () => renewed};
+          const event = new ExtendableEvent("pushsubscriptionchange");
+          Object.defineProperty(event, "newSubscription", {value: subscription});
+          try { self.dispatchEvent(event); } catch (e) {}  // untrusted: waitUntil may throw
+        }""",
+        renewed,
+    )
+    for _ in range(100):
+        after = await _only_subscription(store)
+        if after is not None and after.endpoint == renewed["endpoint"]:
+            break
+        await asyncio.sleep(0.05)
+    assert after is not None and after.public_id == before.public_id
+    assert after.endpoint == renewed["endpoint"]
+    assert sorted(after.topics) == ["breaking", "culture"]
+    assert errors == []

@@ -217,3 +217,61 @@ async def test_subscriptions_import_reports_bad_lines_and_export_round_trips(set
 
     missing = await pushdesk(settings, "subscriptions", "import", str(tmp_path / "nope"))
     assert missing.code == 1 and "not a readable file" in missing.err
+
+
+async def test_config_file_after_the_command_with_a_topic_catalogue(settings, tmp_path):
+    catalogue = tmp_path / "topics.json"
+    catalogue.write_text(
+        json.dumps(
+            [
+                {"id": "local", "name": "Local news", "default": True},
+                {"id": "weather", "name": "Weather"},
+            ]
+        )
+    )
+    config = tmp_path / "pushdesk.toml"
+    config.write_text(
+        f'topics = "{catalogue}"\npush_hosts = ["push.example.net", "*.push.example.org"]\n'
+    )
+    made = await pushdesk(settings, "keys", "generate", "--config", str(config))
+    assert made.code == 0, made.err
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": "Not A Valid Id!"}]')
+    config.write_text(f'topics = "{bad}"\n')
+    refused = await pushdesk(settings, "keys", "show", "--config", str(config))
+    assert refused.code == 2 and "PUSHDESK_TOPICS" in refused.err and "topic id" in refused.err
+
+
+async def test_topic_catalogue_and_push_hosts_reach_the_api(make_client, settings, tmp_path):
+    from service.config import Topic
+    from tests.helpers import BrowserKeys
+
+    client = await make_client(
+        settings,
+        topics=(Topic("local", "Local news", True), Topic("weather", "Weather")),
+        push_hosts=("push.example.net", "*.push.example.org"),
+    )
+    topics = (await (await client.get("/api/topics")).json())["topics"]
+    assert topics == [
+        {"id": "local", "name": "Local news", "default": True},
+        {"id": "weather", "name": "Weather", "default": False},
+    ]
+    for endpoint, status in [
+        ("https://push.example.net/a", 201),
+        ("https://eu.push.example.org/b", 201),
+        ("https://push.example.org.evil.example/c", 400),
+        ("https://fcm.googleapis.com/fcm/send/d", 400),  # not on this allow-list
+    ]:
+        body = {"subscription": BrowserKeys.generate().subscription_json(endpoint)}
+        resp = await client.post("/api/subscriptions", json=body)
+        assert resp.status == status, endpoint
+        if status == 201:
+            assert (await resp.json())["topics"] == ["local"]
+    resp = await client.post(
+        "/api/subscriptions",
+        json={
+            "subscription": BrowserKeys.generate().subscription_json("https://push.example.net/e"),
+            "topics": ["breaking"],
+        },
+    )
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == "topics"

@@ -86,3 +86,42 @@ async def test_send_errors_are_one_line(settings, aiohttp_server, aiohttp_client
     assert bad_topic.code == 1 and "unknown topic" in bad_topic.err
     for run in (no_key, wrong, down, bad_topic):
         assert len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err
+
+
+async def test_send_wait_exits_non_zero_when_the_alert_is_cancelled(
+    settings, aiohttp_server, aiohttp_client, push_service
+):
+    import asyncio
+    import sys
+
+    from tests.cli_runner import env_for
+
+    desk, url = await live_desk(settings, aiohttp_server, aiohttp_client)
+    await desk.readers(push_service, 400, ["breaking"])
+    push_service.delay = 0.05  # slow enough to cancel in the middle
+    env = env_for(settings, PUSHDESK_URL=url, PUSHDESK_EDITOR_KEY=desk.key)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "send",
+        "--title",
+        "Wrong",
+        "--url",
+        "https://news.example/wrong",
+        "--wait",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(200):
+        alerts = await desk.store.list_alerts(1)
+        if alerts and alerts[0].counts["sent"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    resp = await desk.client.post(f"/api/alerts/{alerts[0].public_id}/cancel", headers=desk.auth)
+    assert resp.status == 200
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"alert {alerts[0].public_id} cancelled" in out.decode()
+    assert "(cancelled)" in err.decode()  # the progress bar's last state

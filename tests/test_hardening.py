@@ -30,7 +30,9 @@ async def test_public_endpoints_are_rate_limited_per_client(make_client, setting
     error = await resp.json()
     assert resp.status == 429 and error["error"]["code"] == "rate_limited"
     assert 1 <= int(resp.headers["Retry-After"]) <= 12
-    # Guessing tokens counts too; reading the key and the catalogue does not.
+    # Beacons and guessing tokens count too; reading the key and the catalogue does not.
+    beacon = {"type": "shown", "alertId": "a", "subscriptionId": "s"}
+    assert (await client.post("/api/events", json=beacon)).status == 429
     assert (
         await client.get("/api/subscriptions/x", headers={"Authorization": "Bearer y"})
     ).status == 429
