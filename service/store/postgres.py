@@ -371,14 +371,14 @@ class PostgresStore:
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
-        """Readers of any of the topics: an index-only count (the editor waits for it)."""
-        return int(
-            await self.pool.fetchval(
+        if len(topics) == 1:  # the usual "breaking": no DISTINCT needed
+            sql = "SELECT COUNT(*) FROM subscription_topics WHERE topic = ($1::text[])[1]"
+        else:
+            sql = (
                 "SELECT COUNT(DISTINCT subscription_id) FROM subscription_topics "
-                "WHERE topic = ANY($1::text[])",
-                topics,
+                "WHERE topic = ANY($1::text[])"
             )
-        )
+        return int(await self.pool.fetchval(sql, topics))
 
     async def create_alert(
         self,

