@@ -97,3 +97,43 @@ async def test_api_answers_503_while_the_database_is_away(desk, settings):
             assert resp.headers["Retry-After"] == "1"
             assert (await resp.json())["error"]["code"] == "unavailable"
     assert statuses <= {200, 503} and 200 in statuses  # the pool reconnects by itself
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_listen_notify_survives_a_dropped_connection(settings):
+    """Workers hear of new alerts through LISTEN; a database restart must not leave them deaf."""
+    from service.store import open_store
+    from service.store.models import NewAlert
+
+    store = await open_store(settings.database)
+    woken = asyncio.Event()
+    try:
+        await store.listen_for_alerts(woken.set)
+        first = store._listener
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.fetchval(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        for _ in range(100):
+            if store._listener is not first and not store._listener.is_closed():
+                break
+            await asyncio.sleep(0.05)
+        assert store._listener is not first and not store._listener.is_closed()
+        await asyncio.sleep(0.3)  # the reconnect wakes once by itself; then only NOTIFY may
+        woken.clear()
+        alert = NewAlert(
+            "t", "https://n.example/", None, None, None, ["breaking"], 60, "high", True, "desk"
+        )
+        for _ in range(20):  # the pool's own connections were cut too: it reconnects
+            try:
+                await store.create_alert(alert, 0, idempotency_window=0, duplicate_window=None)
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ within milliseconds instead of at their next poll.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -55,6 +56,9 @@ class PostgresStore:
         self.pool = pool
         self.dsn = dsn
         self._listener: asyncpg.Connection | None = None
+        self._wake: Callable[[], None] = lambda: None
+        self._closing = False
+        self._relistening: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresStore:
@@ -65,6 +69,9 @@ class PostgresStore:
         return cls(pool, dsn)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relistening is not None:
+            self._relistening.cancel()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -84,10 +91,29 @@ class PostgresStore:
             yield conn
 
     async def listen_for_alerts(self, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever any process stores a new alert."""
-        if self._listener is None:
+        """Call `wake` whenever any process stores a new alert; reconnect if the database drops
+        the listening connection (a restart), so workers keep starting within milliseconds."""
+        self._wake = wake
+        if self._listener is None or self._listener.is_closed():
             self._listener = await asyncpg.connect(self.dsn)
             await self._listener.add_listener(NEW_ALERT_CHANNEL, lambda *args: wake())
+            self._listener.add_termination_listener(lambda conn: self._relisten())
+
+    def _relisten(self) -> None:
+        if self._closing:
+            return
+        self._relistening = asyncio.ensure_future(self._reconnect_listener())
+
+    async def _reconnect_listener(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self.listen_for_alerts(self._wake)
+                self._wake()  # an alert may have been stored while we were not listening
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # -- schema -----------------------------------------------------------------------
     async def migrate(self) -> None:
