@@ -307,3 +307,11 @@ async def test_cors_only_for_configured_site_origins(client):
 async def test_a_new_data_directory_is_private(client, settings):
     data_dir = Path(settings.database.removeprefix("sqlite:///")).parent
     assert data_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_public_ids_never_read_as_command_line_options():
+    from service.tokens import new_public_id
+
+    ids = {new_public_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(len(i) == 16 and i.isalnum() for i in ids)
