@@ -11,7 +11,6 @@ import hmac
 import secrets
 import string
 
-
 ID_ALPHABET = string.ascii_letters + string.digits
 
 
