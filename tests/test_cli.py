@@ -73,6 +73,10 @@ async def test_push_retries_a_throttled_service_and_reports_rejections(
         (["push", "x", "--title", "T"], "required"),
         (["push", "x", "--title", "T", "--url", "https://n/", "--urgency", "now"], "urgency"),
         (["frobnicate"], "invalid choice"),
+        (["worker", "--concurrency", "0"], "invalid number"),
+        (["serve", "--workers", "many"], "invalid number of workers"),
+        (["subscriptions", "export", "/nonexistent-dir/readers.jsonl"], "No such file"),
+        (["bench", "--subscribers", "-3"], "invalid count"),
         (["serve", "--port", "http"], "invalid port"),
     ],
 )
