@@ -44,6 +44,8 @@ def transient_errors() -> tuple[type[BaseException], ...]:
             asyncpg.exceptions.CannotConnectNowError,
             asyncpg.exceptions.AdminShutdownError,
             asyncpg.exceptions.ConnectionFailureError,
+            # a connection cut in the middle of an operation can be left in a broken state
+            asyncpg.exceptions.InternalClientError,
         ]
     except ImportError:
         pass
