@@ -19,6 +19,18 @@ from tests.newsroom import counts_add_up
 READERS = 1500
 
 
+async def cut_connections() -> int:
+    """Terminate every other connection to the test database, as a PostgreSQL restart does."""
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        return await admin.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+
+
 async def hold_sqlite_write_lock(path: str, seconds: float) -> None:
     def hold() -> None:
         conn = sqlite3.connect(path, timeout=30)
@@ -60,17 +72,9 @@ async def test_postgres_connections_cut_mid_alert(desk, push_service, settings):
     push_service.delay = 0.003
     created = await (await desk.push({"title": "Cut"})).json()
     await desk.wait_started(created["id"])
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        for _ in range(3):  # as a restart does: every connection of the service is dropped
-            cut = await admin.fetchval(
-                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            assert cut >= 1
-            await asyncio.sleep(0.3)
-    finally:
-        await admin.close()
+    for _ in range(3):  # as a restart does: every connection of the service is dropped
+        assert await cut_connections() >= 1
+        await asyncio.sleep(0.3)
     alert = await desk.wait_final(created["id"], seconds=90)
     assert alert["status"] == "done" and counts_add_up(alert)
     assert alert["counts"]["delivered"] == READERS
@@ -81,14 +85,7 @@ async def test_postgres_connections_cut_mid_alert(desk, push_service, settings):
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 async def test_api_answers_503_while_the_database_is_away(desk, settings):
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.fetchval(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    await cut_connections()
     statuses = []
     for _ in range(50):  # until the pool has reconnected by itself
         resp = await desk.client.get("/api/alerts", headers=desk.auth)
@@ -113,14 +110,7 @@ async def test_listen_notify_survives_a_dropped_connection(settings):
     try:
         await store.listen_for_alerts(woken.set)
         first = store._listener
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.fetchval(
-                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await admin.close()
+        await cut_connections()
         for _ in range(100):
             if store._listener is not first and not store._listener.is_closed():
                 break
