@@ -40,7 +40,9 @@ from .rows import (
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
+    preference_columns,
     recipient_from_row,
+    sort_outcomes,
     subscription_from_row,
 )
 
@@ -780,16 +782,7 @@ class PostgresStore:
 async def _apply_preferences(
     conn: asyncpg.Connection, sub_id: int, prefs: dict[str, Any], now: float
 ) -> None:
-    columns: dict[str, Any] = {}
-    if "timezone" in prefs:
-        columns["timezone"] = prefs["timezone"]
-    if "quiet_hours" in prefs:
-        quiet: QuietHours | None = prefs["quiet_hours"]
-        columns["quiet_start"] = quiet.start if quiet else None
-        columns["quiet_end"] = quiet.end if quiet else None
-    for key in ("max_per_day", "language"):
-        if key in prefs:
-            columns[key] = prefs[key]
+    columns = preference_columns(prefs)
     if columns:
         sets = ", ".join(f"{name}=${n}" for n, name in enumerate(columns, 1))
         n = len(columns)
@@ -838,13 +831,7 @@ async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> Non
 async def _write_outcomes(
     conn: asyncpg.Connection, outcomes: list[tuple[int, str, str]], now: float
 ) -> None:
-    gone = [sub_id for sub_id, result, _ in outcomes if result == "gone"]
-    rejected = [(reason, now, i) for i, result, reason in outcomes if result == "vapid_rejected"]
-    failed = [
-        (reason, i)
-        for i, result, reason in outcomes
-        if result in ("failed", "rejected", "too_large")
-    ]
+    gone, rejected, failed = sort_outcomes(outcomes, now)
     if gone:
         await _delete_subscriptions(conn, gone)
     if rejected:

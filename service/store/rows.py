@@ -80,3 +80,31 @@ def recipient_from_row(row: Any) -> Recipient:
         max_per_day=row[8],
         vapid_rejected=row[9] is not None,
     )
+
+
+def preference_columns(prefs: dict[str, Any]) -> dict[str, Any]:
+    """The subscription columns a preference change sets: what both stores write."""
+    columns: dict[str, Any] = {}
+    if "timezone" in prefs:
+        columns["timezone"] = prefs["timezone"]
+    if "quiet_hours" in prefs:
+        quiet: QuietHours | None = prefs["quiet_hours"]
+        columns["quiet_start"] = quiet.start if quiet else None
+        columns["quiet_end"] = quiet.end if quiet else None
+    for key in ("max_per_day", "language"):
+        if key in prefs:
+            columns[key] = prefs[key]
+    return columns
+
+
+FAILURE_RESULTS = ("failed", "rejected", "too_large")
+
+
+def sort_outcomes(
+    outcomes: list[tuple[int, str, str]], now: float
+) -> tuple[list[int], list[tuple[str, float, int]], list[tuple[str, int]]]:
+    """(gone ids to delete, (reason, now, id) to mark VAPID-rejected, (reason, id) failures)."""
+    gone = [sub_id for sub_id, result, _ in outcomes if result == "gone"]
+    rejected = [(reason, now, i) for i, result, reason in outcomes if result == "vapid_rejected"]
+    failed = [(reason, i) for i, result, reason in outcomes if result in FAILURE_RESULTS]
+    return gone, rejected, failed
