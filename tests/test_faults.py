@@ -130,3 +130,46 @@ async def test_listen_notify_survives_a_dropped_connection(settings):
         await asyncio.wait_for(woken.wait(), 5)
     finally:
         await store.close()
+
+
+async def test_a_checkpoint_written_twice_counts_once(database):
+    """A commit can succeed while its answer is lost with the connection (seen on CI after a
+    cut): the worker retries the checkpoint, and the retry must not count the batch again."""
+    from service.store import NewSubscription, open_store
+    from service.store.models import Checkpoint, NewAlert
+
+    store = await open_store(database)
+    try:
+        await store.add_vapid_key("k", "BPublicKey", "active")
+        subs = [
+            NewSubscription(
+                f"https://fcm.googleapis.com/fcm/send/{n}", b"\4" * 65, b"a" * 16, "k", b"t"
+            )
+            for n in range(3)
+        ]
+        await store.import_subscriptions(subs)
+        new = NewAlert(
+            "Twice", "https://news.example/t", None, None, None, [], 60, "high", False, "d"
+        )
+        alert = (
+            await store.create_alert(new, 3, idempotency_window=60, duplicate_window=None)
+        ).alert
+        await store.plan_next_alert(lambda lo, hi: [(lo, hi)])
+        shard = await store.claim_shard("w", 30)
+        assert shard is not None and shard.alert_id == alert.id
+        cp = Checkpoint(
+            shard.id,
+            shard.alert_id,
+            shard.hi,
+            counts={"sent": 3, "delivered": 2, "failed": 1},
+            outcomes=[(shard.hi, "failed", "400 Bad Request")],
+        )
+        assert await store.checkpoint(cp, "w", 30) == "sending"
+        assert await store.checkpoint(cp, "w", 30) == "sending"
+        counts = (await store.get_alert_by_id(alert.id)).counts
+        assert (counts["sent"], counts["delivered"], counts["failed"]) == (3, 2, 1)
+        assert await store.finish_shard(shard, "w")
+        done = await store.get_alert_by_id(alert.id)
+        assert done.status == "done" and done.counts["delivered"] == 2
+    finally:
+        await store.close()

@@ -594,26 +594,15 @@ class PostgresStore:
         now = time.time()
         async with self._tx() as conn:
             row = await conn.fetchrow(
-                "SELECT lease_owner, state FROM alert_shards WHERE id=$1 FOR UPDATE", cp.shard_id
+                "SELECT lease_owner, state, cursor FROM alert_shards WHERE id=$1 FOR UPDATE",
+                cp.shard_id,
             )
             if row is None or row[0] != owner or row[1] != "claimed":
                 return None
-            await _write_outcomes(conn, cp.outcomes, now)
-            if cp.deferrals:
-                await conn.executemany(
-                    "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (alert_id, subscription_id) DO UPDATE "
-                    "SET due_at=excluded.due_at, reason=excluded.reason, "
-                    "attempts=deliveries_deferred.attempts+1, lease_owner=NULL, "
-                    "lease_expires=NULL",
-                    [(cp.alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
-                )
-            if cp.daily:
-                await _count_days(conn, cp.daily)
-            await _count_delivery_times(conn, cp.alert_id, cp.delivery_ms)
-            await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
+            if row[2] < cp.cursor:  # else written already: the commit's answer was lost
+                await _write_batch(conn, cp, now)
             await conn.execute(
-                "UPDATE alert_shards SET cursor=$1, lease_expires=$2 WHERE id=$3",
+                "UPDATE alert_shards SET cursor=GREATEST(cursor, $1), lease_expires=$2 WHERE id=$3",
                 cp.cursor,
                 now + lease,
                 cp.shard_id,
@@ -826,6 +815,23 @@ async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> Non
         ids,
     )
     await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::bigint[])", ids)
+
+
+async def _write_batch(conn: asyncpg.Connection, cp: Checkpoint, now: float) -> None:
+    await _write_outcomes(conn, cp.outcomes, now)
+    if cp.deferrals:
+        await conn.executemany(
+            "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (alert_id, subscription_id) DO UPDATE "
+            "SET due_at=excluded.due_at, reason=excluded.reason, "
+            "attempts=deliveries_deferred.attempts+1, lease_owner=NULL, "
+            "lease_expires=NULL",
+            [(cp.alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
+        )
+    if cp.daily:
+        await _count_days(conn, cp.daily)
+    await _count_delivery_times(conn, cp.alert_id, cp.delivery_ms)
+    await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
 
 
 async def _write_outcomes(

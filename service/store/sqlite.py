@@ -603,19 +603,22 @@ class SQLiteStore:
     async def checkpoint(self, cp: Checkpoint, owner: str, lease: float) -> str | None:
         """Write a batch and advance the cursor; None when the lease was lost to another worker.
 
-        Returns the alert's status, so a worker notices a cancel at its next checkpoint.
+        Returns the alert's status, so a worker notices a cancel at its next checkpoint. A
+        checkpoint the shard's cursor already passed was written (its commit's answer was lost):
+        writing it again would count the batch twice, so it only reads the status.
         """
         now = time.time()
         async with self._write() as db:
             async with db.execute(
-                "SELECT lease_owner, state FROM alert_shards WHERE id=?", (cp.shard_id,)
+                "SELECT lease_owner, state, cursor FROM alert_shards WHERE id=?", (cp.shard_id,)
             ) as cur:
                 row = await cur.fetchone()
             if row is None or row[0] != owner or row[1] != "claimed":
                 return None
-            await self._write_batch(db, cp.alert_id, cp, now)
+            if row[2] < cp.cursor:
+                await self._write_batch(db, cp.alert_id, cp, now)
             await db.execute(
-                "UPDATE alert_shards SET cursor=?, lease_expires=? WHERE id=?",
+                "UPDATE alert_shards SET cursor=MAX(cursor, ?), lease_expires=? WHERE id=?",
                 (cp.cursor, now + lease, cp.shard_id),
             )
             async with db.execute("SELECT status FROM alerts WHERE id=?", (cp.alert_id,)) as cur:
