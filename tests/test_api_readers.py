@@ -137,6 +137,9 @@ OFF_CURVE = (
         ),
         ({"subscription": {"endpoint": FCM + "a" * 1100, "keys": KEYS}}, "subscription.endpoint"),
         ({"subscription": {"endpoint": 5, "keys": KEYS}}, "subscription.endpoint"),
+        ({"subscription": {"endpoint": FCM + "a\r\nX: 1", "keys": KEYS}}, "subscription.endpoint"),
+        ({"subscription": {"endpoint": FCM + "a b", "keys": KEYS}}, "subscription.endpoint"),
+        ({"subscription": {"endpoint": FCM + "\u00e9", "keys": KEYS}}, "subscription.endpoint"),
         (
             {"subscription": {"endpoint": FCM + "a", "keys": {**KEYS, "p256dh": "abc"}}},
             "subscription.keys.p256dh",

@@ -49,11 +49,18 @@ def require_object(value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
     return value
 
 
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
 def parse_endpoint(value: Any, settings: Settings, field: str = "subscription.endpoint") -> str:
     if not isinstance(value, str) or not value:
         raise invalid(field, "must be a URL")
     if len(value) > MAX_ENDPOINT_LENGTH:
         raise invalid(field, f"must be at most {MAX_ENDPOINT_LENGTH} characters")
+    if not VISIBLE_ASCII.fullmatch(value):
+        # urlsplit would quietly drop tabs and line breaks; the sender puts the path on the
+        # request line as it is, so only what a URL can carry unencoded is accepted.
+        raise invalid(field, "must be a URL of visible ASCII characters (percent-encode others)")
     try:
         parts = urlsplit(value)
         host = (parts.hostname or "").lower()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,11 +36,12 @@ class Verdict:
     slow_origin: bool = False  # the whole push-service origin should wait
 
 
-def classify(status: int, headers: dict[str, str], body: bytes) -> Verdict:
-    reason = service_reason(body) or f"HTTP {status}"
-    retry_after = parse_retry_after(headers.get("Retry-After"))
+def classify(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
+    """`headers` should be case-insensitive (aiohttp's are): `retry-after` counts too."""
     if status in (201, 202, 200, 204):
         return Verdict(Result.DELIVERED, f"HTTP {status}")
+    reason = service_reason(body) or f"HTTP {status}"
+    retry_after = parse_retry_after(headers.get("Retry-After"))
     if status in (404, 410):
         return Verdict(Result.GONE, reason)
     if status in (401, 403):

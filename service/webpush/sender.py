@@ -1,4 +1,5 @@
-"""The aiohttp sender: one shared ClientSession, per-origin limits and backoff, retries.
+"""The sender: encrypt, sign, post on one shared connection pool; per-origin limits, backoff
+and retries.
 
 It knows nothing of the store: it takes a subscriber's endpoint and keys and a message prepared
 once per alert, and returns an Outcome for the caller to write down.
@@ -17,12 +18,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import DefaultResolver
+from prometheus_client import Counter, Histogram
 
 from ..metrics import MESSAGES, RETRIES, SEND_SECONDS
 from .classify import Result, Verdict, classify
 from .crypto import encrypt
 from .payload import Message, build_payload
+from .transport import BadTarget, PushTransport, header_block, request_target
 from .vapid import KeyRing, origin_of
 
 URGENCIES = ("very-low", "low", "normal", "high")
@@ -83,15 +87,16 @@ class PreparedMessage:
     ttl: int
     headers: dict[str, str]
     expires_at: float  # no retry after this: the news is stale and the TTL has passed
-    _signed: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
+    _signed: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
-    def headers_for(self, authorization: str) -> dict[str, str]:
-        """The full request headers with one VAPID token: built once per (key, origin) token."""
-        headers = self._signed.get(authorization)
-        if headers is None:
-            headers = dict(self.headers, Authorization=authorization)
-            self._signed[authorization] = headers
-        return headers
+    def head_for(self, authorization: str) -> bytes:
+        """The request's header lines with one VAPID token, as they go on the wire: built once
+        per (key, origin) token, not per message."""
+        head = self._signed.get(authorization)
+        if head is None:
+            head = header_block(dict(self.headers, Authorization=authorization))
+            self._signed[authorization] = head
+        return head
 
 
 def prepare(
@@ -136,9 +141,23 @@ class OriginState:
     """Per push-service origin: a bound on requests in flight, a shared pause, and what is
     worked out once per origin rather than per message."""
 
+    name: str
     slots: asyncio.Semaphore
     blocked: str | None  # why this origin may not be contacted, if it may not
     paused_until: float = 0.0
+    # This origin's labelled Prometheus metrics, looked up once rather than per message.
+    _timed: Histogram = field(init=False, repr=False)
+    _counted: dict[Result, Counter] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._timed = SEND_SECONDS.labels(self.name)
+
+    def count(self, result: Result, seconds: float) -> None:
+        counter = self._counted.get(result)
+        if counter is None:
+            counter = self._counted[result] = MESSAGES.labels(result.value, self.name)
+        counter.inc()
+        self._timed.observe(seconds)
 
 
 @dataclass
@@ -152,22 +171,17 @@ class SenderOptions:
     allow_loopback: bool = False
 
 
-NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# No usable answer: nothing connected, the connection broke, or the answer was not HTTP.
+NETWORK_ERRORS = (aiohttp.ClientError, HttpProcessingError, asyncio.TimeoutError, OSError)
 
 
 class Sender:
     """Encrypts, signs and posts one message to one subscriber, retrying as the answer says."""
 
-    def __init__(
-        self,
-        keyring: KeyRing,
-        options: SenderOptions | None = None,
-        session: aiohttp.ClientSession | None = None,
-    ):
+    def __init__(self, keyring: KeyRing, options: SenderOptions | None = None):
         self.keyring = keyring
         self.options = options or SenderOptions()
-        self._session = session
-        self._own_session = session is None
+        self._transport: PushTransport | None = None
         self._origins: dict[str, OriginState] = {}
         self.requests = 0
 
@@ -178,8 +192,8 @@ class Sender:
         await self.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def transport(self) -> PushTransport:
+        if self._transport is None:
             opts = self.options
             connector = aiohttp.TCPConnector(
                 resolver=GuardedResolver(opts.allow_loopback),
@@ -187,26 +201,23 @@ class Sender:
                 limit_per_host=opts.per_origin,
                 ttl_dns_cache=300,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=opts.total_timeout, sock_connect=opts.connect_timeout
-                ),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),  # push services set no cookies we keep
+            self._transport = PushTransport(
+                connector,
+                connect_timeout=opts.connect_timeout,
+                total_timeout=opts.total_timeout,
             )
-        return self._session
+        return self._transport
 
     async def close(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-        self._session = None
+        if self._transport is not None:
+            await self._transport.close()
+        self._transport = None
 
     def origin(self, name: str) -> OriginState:
         state = self._origins.get(name)
         if state is None:
             blocked = self._blocked_literal(name)
-            state = OriginState(asyncio.Semaphore(self.options.per_origin), blocked)
+            state = OriginState(name, asyncio.Semaphore(self.options.per_origin), blocked)
             self._origins[name] = state
         return state
 
@@ -225,6 +236,10 @@ class Sender:
         signer = self.keyring.signer(target.vapid_key_id)
         if signer is None:
             return Outcome(Result.FAILED, f"VAPID key {target.vapid_key_id} is not loaded", None)
+        try:
+            path = request_target(target.endpoint, origin)
+        except BadTarget as exc:
+            return Outcome(Result.REJECTED, str(exc), origin=origin)
         loop_started = time.time()
         wait_limit = loop_started + (max_wait if max_wait is not None else message.ttl)
         attempt = 0
@@ -240,12 +255,11 @@ class Sender:
                 await asyncio.sleep(state.paused_until - now)
             attempt += 1
             body = encrypt(message.plaintext, target.p256dh, target.auth)
-            headers = message.headers_for(signer.authorization(origin))
+            head = message.head_for(signer.authorization(origin))
             async with state.slots:
                 started = time.perf_counter()
-                status, verdict = await self._post(target.endpoint, body, headers)
-                SEND_SECONDS.labels(origin).observe(time.perf_counter() - started)
-            MESSAGES.labels(verdict.result.value, origin).inc()
+                status, verdict = await self._post(origin, path, head, body)
+            state.count(verdict.result, time.perf_counter() - started)
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
                 return Outcome(
@@ -279,15 +293,13 @@ class Sender:
         return Outcome(Result.RETRY, verdict.reason, status, attempts, origin, when)
 
     async def _post(
-        self, endpoint: str, body: bytes, headers: dict[str, str]
+        self, origin: str, path: str, head: bytes, body: bytes
     ) -> tuple[int | None, Verdict]:
         self.requests += 1
+        transport = self.transport
         try:
-            async with self.session.post(
-                endpoint, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                answer = await resp.content.read(1024)
-                return resp.status, classify(resp.status, dict(resp.headers), answer)
+            answer = await transport.post(transport.route(origin), path, head, body)
+            return answer.status, classify(answer.status, answer.headers, answer.body)
         except aiohttp.ClientConnectorError as exc:
             if isinstance(getattr(exc, "os_error", None), BlockedAddress):
                 return None, Verdict(Result.REJECTED, str(exc.os_error))
