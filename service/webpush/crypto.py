@@ -32,7 +32,8 @@ _ECDH = ec.ECDH()
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
+    # The one-shot form with the constructor (not a name): half the time of hmac.new().digest()
+    return hmac.digest(key, data, hashlib.sha256)
 
 
 def encrypt(
