@@ -178,6 +178,22 @@ async def test_idempotency_key_replays_the_first_answer(desk, push_service):
     assert all(len(push_service.messages(e)) == 1 for e in endpoints)
 
 
+async def test_audience_is_counted_after_workers_start_and_made_exact_when_done(
+    desk, push_service
+):
+    await desk.readers(push_service, 7, ["breaking"])
+    await desk.readers(push_service, 2, ["sport"])
+    resp = await desk.push({"title": "Counted", "topics": ["breaking"]})
+    assert (await resp.json())["audience"] == 7
+    done = await desk.wait_final((await resp.json())["id"])
+    assert done["counts"]["audience"] == 7 and counts_add_up(done)
+    # A count that arrives after the alert finished never replaces the exact figure.
+    stored = await desk.store.get_alert(done["id"])
+    await desk.store.complete_creation(stored.id, 99, {"late": True})
+    assert (await desk.alert(done["id"]))["counts"]["audience"] == 7
+    assert (await desk.store.get_alert(done["id"])).first_response == {"late": True}
+
+
 async def test_duplicate_guard_refuses_the_same_link_and_topics_within_ten_minutes(
     desk, push_service
 ):

@@ -123,7 +123,7 @@ async def test_listen_notify_survives_a_dropped_connection(settings):
         )
         for _ in range(20):  # the pool's own connections were cut too: it reconnects
             try:
-                await store.create_alert(alert, 0, idempotency_window=0, duplicate_window=None)
+                await store.create_alert(alert, idempotency_window=0, duplicate_window=None)
                 break
             except Exception:
                 await asyncio.sleep(0.1)
@@ -151,9 +151,7 @@ async def test_a_checkpoint_written_twice_counts_once(database):
         new = NewAlert(
             "Twice", "https://news.example/t", None, None, None, [], 60, "high", False, "d"
         )
-        alert = (
-            await store.create_alert(new, 3, idempotency_window=60, duplicate_window=None)
-        ).alert
+        alert = (await store.create_alert(new, idempotency_window=60, duplicate_window=None)).alert
         await store.plan_next_alert(lambda lo, hi: [(lo, hi)])
         shard = await store.claim_shard("w", 30)
         assert shard is not None and shard.alert_id == alert.id

@@ -146,14 +146,20 @@ class AlertStore(Protocol):
     async def create_alert(
         self,
         new: NewAlert,
-        audience: int,
         *,
         idempotency_window: float,
         duplicate_window: float | None,
     ) -> AlertCreation:
-        """Atomically: replay an idempotent request, refuse a duplicate, or store a new alert."""
+        """Atomically: replay an idempotent request, refuse a duplicate, or store a new alert.
 
-    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None: ...
+        A new alert is stored before its audience is counted, so workers start at once."""
+
+    async def complete_creation(
+        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
+    ) -> None:
+        """The audience counted while the workers started (kept only while the alert is not
+        finished: finishing writes the exact number), and the answer an idempotent replay
+        gets."""
 
     async def get_alert(self, public_id: str) -> Alert | None: ...
 

@@ -411,7 +411,6 @@ class PostgresStore:
     async def create_alert(
         self,
         new: NewAlert,
-        audience: int,
         *,
         idempotency_window: float,
         duplicate_window: float | None,
@@ -442,8 +441,8 @@ class PostgresStore:
                     return AlertCreation(alert_from_row(row), "duplicate")
             row = await conn.fetchrow(
                 "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
-                "urgency, respect_quiet_hours, editor, idempotency_key, created_at, audience) "
-                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "
+                "urgency, respect_quiet_hours, editor, idempotency_key, created_at) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
                 f"RETURNING {ALERT_COLUMNS}",
                 new_public_id(),
                 new.title,
@@ -458,14 +457,19 @@ class PostgresStore:
                 new.editor,
                 new.idempotency_key,
                 now,
-                audience,
             )
             await conn.execute(f"NOTIFY {NEW_ALERT_CHANNEL}")
         return AlertCreation(alert_from_row(row), "created")
 
-    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None:
+    async def complete_creation(
+        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
+    ) -> None:
         await self.pool.execute(
-            "UPDATE alerts SET first_response=$1 WHERE id=$2", json.dumps(response), alert_id
+            "UPDATE alerts SET first_response = COALESCE($1, first_response), "
+            "audience = CASE WHEN finished_at IS NULL THEN $2 ELSE audience END WHERE id=$3",
+            json.dumps(first_response) if first_response is not None else None,
+            audience,
+            alert_id,
         )
 
     async def _alert_where(self, condition: str, *params: Any) -> Alert | None:

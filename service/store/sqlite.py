@@ -50,6 +50,12 @@ from .rows import (
 BUSY_TIMEOUT_MS = 10_000
 
 
+# Two subqueries, not `SELECT MIN(id), MAX(id)`: SQLite answers a lone MIN or MAX from the
+# rowid's ends but scans the table for both together (25 ms at 100,000 readers, inside the write
+# lock, before the first shard can be claimed).
+ID_RANGE = "SELECT (SELECT MIN(id) FROM subscriptions), (SELECT MAX(id) FROM subscriptions)"
+
+
 class SQLiteStore:
     dialect = "sqlite"
 
@@ -425,7 +431,6 @@ class SQLiteStore:
     async def create_alert(
         self,
         new: NewAlert,
-        audience: int,
         *,
         idempotency_window: float,
         duplicate_window: float | None,
@@ -453,8 +458,8 @@ class SQLiteStore:
                     return AlertCreation(alert_from_row(row), "duplicate")
             cur = await db.execute(
                 "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
-                "urgency, respect_quiet_hours, editor, idempotency_key, created_at, audience) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "urgency, respect_quiet_hours, editor, idempotency_key, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new_public_id(),
                     new.title,
@@ -469,7 +474,6 @@ class SQLiteStore:
                     new.editor,
                     new.idempotency_key,
                     now,
-                    audience,
                 ),
             )
             alert_id = cur.lastrowid
@@ -477,10 +481,15 @@ class SQLiteStore:
         assert alert is not None
         return AlertCreation(alert, "created")
 
-    async def save_first_response(self, alert_id: int, response: dict[str, Any]) -> None:
+    async def complete_creation(
+        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
+    ) -> None:
+        saved = json.dumps(first_response) if first_response is not None else None
         async with self._write() as db:
             await db.execute(
-                "UPDATE alerts SET first_response=? WHERE id=?", (json.dumps(response), alert_id)
+                "UPDATE alerts SET first_response = COALESCE(?, first_response), "
+                "audience = CASE WHEN finished_at IS NULL THEN ? ELSE audience END WHERE id=?",
+                (saved, audience, alert_id),
             )
 
     async def _alert_where(self, condition: str, *params: Any) -> Alert | None:
@@ -539,7 +548,7 @@ class SQLiteStore:
             if row is None:
                 return None
             alert_id = row[0]
-            async with db.execute("SELECT MIN(id), MAX(id) FROM subscriptions") as cur:
+            async with db.execute(ID_RANGE) as cur:
                 lo, hi = await cur.fetchone() or (None, None)
             ranges = split(lo - 1, hi) if lo is not None else []
             await db.executemany(
