@@ -82,6 +82,7 @@ class FakePushService(LoopbackServer):
         self.endpoints: dict[str, Endpoint] = {}
         self.received: dict[str, list[Received]] = defaultdict(list)
         self.requests: list[tuple[str, int]] = []  # (endpoint id, status) for every POST
+        self.arrivals: list[float] = []  # monotonic time each POST arrived
         self.scripts: dict[str, list[Any]] = defaultdict(list)
         self.vapid_tokens: set[str] = set()
         self.slow_seconds = 2.0
@@ -119,6 +120,7 @@ class FakePushService(LoopbackServer):
     # -- the push endpoint ---------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         endpoint_id = request.match_info["id"]
+        self.arrivals.append(time.monotonic())
         if self.delay:
             await asyncio.sleep(self.delay)
         response = await self._answer(request, endpoint_id)

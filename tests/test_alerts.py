@@ -178,9 +178,7 @@ async def test_idempotency_key_replays_the_first_answer(desk, push_service):
     assert all(len(push_service.messages(e)) == 1 for e in endpoints)
 
 
-async def test_audience_is_counted_after_workers_start_and_made_exact_when_done(
-    desk, push_service
-):
+async def test_audience_is_counted_after_workers_start_and_made_exact_when_done(desk, push_service):
     await desk.readers(push_service, 7, ["breaking"])
     await desk.readers(push_service, 2, ["sport"])
     resp = await desk.push({"title": "Counted", "topics": ["breaking"]})
@@ -192,6 +190,18 @@ async def test_audience_is_counted_after_workers_start_and_made_exact_when_done(
     await desk.store.complete_creation(stored.id, 99, {"late": True})
     assert (await desk.alert(done["id"]))["counts"]["audience"] == 7
     assert (await desk.store.get_alert(done["id"])).first_response == {"late": True}
+
+
+async def test_an_alerts_first_message_goes_out_alone(desk, push_service):
+    """Not queued behind the other lanes' connects and encryptions (time to first request):
+    the next request leaves only once the first was answered."""
+    await desk.readers(push_service, 20, ["breaking"])
+    push_service.delay = 0.05
+    done = await desk.send_and_wait({"title": "First"})
+    assert done["counts"]["delivered"] == 20
+    first, second, *rest = sorted(push_service.arrivals)
+    assert second - first >= 0.045
+    assert rest[-1] - second < 0.045  # then the lanes send the rest together
 
 
 async def test_duplicate_guard_refuses_the_same_link_and_topics_within_ten_minutes(

@@ -145,6 +145,16 @@ async def test_delivered_message_is_decrypted_with_the_right_headers(sender, pus
     assert received.headers["Authorization"].startswith("vapid t=")
 
 
+async def test_warm_up_counts_no_signature_and_sends_nothing(keyring, push_service):
+    async with Sender(keyring, fast_options()) as sender:
+        sender.warm_up()
+        assert keyring.active.signatures == 0 and sender.requests == 0
+        endpoint, keys = push_service.subscribe()
+        outcome = await sender.send(target_for(endpoint, keys, keyring), message())
+    assert outcome.result is Result.DELIVERED and keyring.active.signatures == 1
+    assert push_service.requests == [(endpoint.rsplit("/", 1)[1], 201)]
+
+
 async def test_vapid_is_signed_once_per_origin(sender, push_service, other_push_service, keyring):
     msg = message()
     subs = [push_service.subscribe() for _ in range(10)] + [

@@ -123,6 +123,11 @@ class VapidSigner:
             self.signatures += 1
         return token.header
 
+    def warm_up(self) -> None:
+        """Sign once and throw it away: py_vapid imports and compiles what it needs on its
+        first signature (about 10 ms), which should not happen in front of a reader."""
+        self._vapid.sign({"aud": "https://warm-up.invalid", "exp": 0, "sub": self.subject})
+
 
 class KeyRing:
     """Every usable VAPID key of this service, by id, plus which one new readers get."""
