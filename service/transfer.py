@@ -7,6 +7,7 @@ skipped, and good lines go in by the thousand in single transactions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .tokens import hash_secret, new_secret
 
 SUBSCRIPTION_FIELDS = ("endpoint", "expirationTime", "keys")
 BATCH = 5000
+YIELD_EVERY = 500
 
 
 @dataclass
@@ -68,29 +70,43 @@ def parse_line(text: str, settings: Settings, key_id: str) -> NewSubscription:
 async def import_lines(
     store: Store, lines: Iterable[str], settings: Settings, key_id: str
 ) -> ImportReport:
+    """Parse and check each line; write good ones by the thousand, each batch while the next is
+    parsed (SQLite works in aiosqlite's thread, parsing in this one), batches in file order."""
     report = ImportReport()
     batch: dict[str, NewSubscription] = {}
-    for number, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
-        try:
-            item = parse_line(text, settings, key_id)
-        except ValueError as exc:
-            report.problems.append(f"line {number}: {exc}")
-            continue
-        batch[item.endpoint] = item  # a repeated endpoint: the later line wins
-        if len(batch) >= BATCH:
-            await _flush(store, batch, report)
-    await _flush(store, batch, report)
+    writing: asyncio.Task[None] | None = None
+    try:
+        for number, text in enumerate(lines, 1):
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the batch being written go on to its next statement
+            if not text.strip():
+                continue
+            try:
+                item = parse_line(text, settings, key_id)
+            except ValueError as exc:
+                report.problems.append(f"line {number}: {exc}")
+                continue
+            batch[item.endpoint] = item  # a repeated endpoint: the later line wins
+            if len(batch) >= BATCH:
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(_write(store, list(batch.values()), report))
+                batch = {}
+        if writing is not None:
+            await writing
+            writing = None
+        await _write(store, list(batch.values()), report)
+    finally:
+        if writing is not None:  # parsing failed (the file could not be read): finish the batch
+            await writing
     return report
 
 
-async def _flush(store: Store, batch: dict[str, NewSubscription], report: ImportReport) -> None:
-    if batch:
-        created, updated = await store.import_subscriptions(list(batch.values()))
+async def _write(store: Store, items: list[NewSubscription], report: ImportReport) -> None:
+    if items:
+        created, updated = await store.import_subscriptions(items)
         report.created += created
         report.updated += updated
-        batch.clear()
 
 
 def export_json(sub: Subscription) -> dict[str, Any]:
