@@ -4,6 +4,8 @@
   call (pywebpush signs a new JWT and encrypts for every message; requests, one at a time).
 - `webpush_async()` used well: one shared aiohttp session, the Vapid object loaded once, 100
   messages in flight.
+- aiohttp's ClientSession posting bodies encrypted by pushdesk's own `encrypt`, with nothing
+  else (no store, policy or signing): what the plain library use would reach at best.
 """
 
 from __future__ import annotations
@@ -64,19 +66,21 @@ async def webpush_async_rate(
     return sent / (time.perf_counter() - started)
 
 
-def floor_rate(endpoints: list[tuple[str, bytes, bytes]], seconds: float, processes: int) -> float:
-    """What the fixed stack alone does: aiohttp posting cryptography-encrypted bodies, one
-    ClientSession per process, 128 in flight, no store, no policy, no VAPID signing. Runs
-    `processes` copies at once (like pushdesk's workers) and returns their summed rate."""
+def session_rate(
+    endpoints: list[tuple[str, bytes, bytes]], seconds: float, processes: int
+) -> float:
+    """aiohttp posting cryptography-encrypted bodies, one ClientSession per process, 128 in
+    flight, no store, no policy, no VAPID signing. Runs `processes` copies at once (like
+    pushdesk's workers) and returns their summed rate."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes) as pool:
-        rates = pool.starmap(_floor_one, [(endpoints, seconds)] * processes)
+        rates = pool.starmap(_session_one, [(endpoints, seconds)] * processes)
     return sum(rates)
 
 
-def _floor_one(endpoints: list[tuple[str, bytes, bytes]], seconds: float) -> float:
+def _session_one(endpoints: list[tuple[str, bytes, bytes]], seconds: float) -> float:
     from .webpush.crypto import encrypt
 
     plain = DATA.encode()

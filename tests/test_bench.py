@@ -27,7 +27,7 @@ FIGURES = [
     "CPU used",
     "pywebpush webpush() loop",
     "pywebpush webpush_async x100",
-    "floor: aiohttp + encryption",
+    "aiohttp ClientSession + encryption",
     "ratios",
 ]
 
