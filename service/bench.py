@@ -259,7 +259,9 @@ async def _prepare_store(settings: Settings, lines: list[str]) -> tuple[str, flo
         key = new_secret()
         await store.add_editor("bench", hash_secret(key))
         started = time.perf_counter()
-        report = await import_lines(store, lines, settings, keyring.active_id)
+        report = await import_lines(
+            store, lines, settings, keyring.active_id, processes=os.cpu_count() or 1
+        )
         rate = report.created / (time.perf_counter() - started)
         if report.problems:
             raise RuntimeError(f"bench readers did not import: {report.problems[:3]}")

@@ -419,6 +419,7 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 MAX_PROBLEMS_SHOWN = 50
+PARALLEL_IMPORT = 1 << 20  # bytes (~4,000 readers): above, lines are checked on every core
 
 
 def _subscriptions_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -434,7 +435,10 @@ def _subscriptions_import(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError("no VAPID key yet: run `pushdesk keys generate` first")
         if keys.get(key_id) not in ("active", "retiring"):
             raise CliError(f"no usable VAPID key {key_id!r} (see pushdesk keys show)")
-        return await import_lines(store, read_lines(args.file), settings, key_id)
+        processes = (os.cpu_count() or 1) if args.file.stat().st_size > PARALLEL_IMPORT else 1
+        return await import_lines(
+            store, read_lines(args.file), settings, key_id, processes=processes
+        )
 
     try:
         report = with_store(settings, action)

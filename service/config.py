@@ -6,6 +6,7 @@ instead of discovering mistakes one restart at a time.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -73,8 +74,8 @@ class Settings:
     worker_concurrency: int = 256
     lease_seconds: int = 30
 
-    @property
-    def topic_ids(self) -> frozenset[str]:
+    @functools.cached_property
+    def topic_ids(self) -> frozenset[str]:  # checked for every imported line: built once
         return frozenset(t.id for t in self.topics)
 
     @property

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,11 +22,11 @@ from .api.errors import ApiError
 from .api.validation import PREFERENCE_JSON, parse_preferences, parse_push_subscription
 from .config import Settings
 from .store import NewSubscription, Store, Subscription
-from .tokens import hash_secret, new_secret
 
 SUBSCRIPTION_FIELDS = ("endpoint", "expirationTime", "keys")
 BATCH = 5000
 YIELD_EVERY = 500
+CHUNK = 2000  # lines a checking process takes at a time
 
 
 @dataclass
@@ -59,34 +63,37 @@ def parse_line(text: str, settings: Settings, key_id: str) -> NewSubscription:
         p256dh=p256dh,
         auth=auth,
         vapid_key_id=key_id,
-        token_hash=hash_secret(
-            new_secret()
-        ),  # the reader's widget gets a token when it resubscribes
+        # A hash no token matches: the reader's widget gets a token when it resubscribes.
+        token_hash=secrets.token_bytes(32),
         preferences=prefs,
         default_topics=tuple(settings.default_topics),
     )
 
 
 async def import_lines(
-    store: Store, lines: Iterable[str], settings: Settings, key_id: str
+    store: Store,
+    lines: Iterable[str],
+    settings: Settings,
+    key_id: str,
+    *,
+    processes: int = 1,
 ) -> ImportReport:
-    """Parse and check each line; write good ones by the thousand, each batch while the next is
-    parsed (SQLite works in aiosqlite's thread, parsing in this one), batches in file order."""
+    """Check each line; write good ones by the thousand, each batch while the next is checked,
+    batches in file order (a repeated endpoint: the later line wins).
+
+    With `processes` > 1 the lines are checked in that many other processes, in chunks: the
+    checks (JSON, URL, P-256 point) are most of an import's time and hold this process's GIL,
+    while the writes are mostly SQLite's own C code.
+    """
     report = ImportReport()
     batch: dict[str, NewSubscription] = {}
     writing: asyncio.Task[None] | None = None
     try:
-        for number, text in enumerate(lines, 1):
-            if number % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let the batch being written go on to its next statement
-            if not text.strip():
+        async for number, checked in _checked_lines(lines, settings, key_id, processes):
+            if isinstance(checked, str):
+                report.problems.append(f"line {number}: {checked}")
                 continue
-            try:
-                item = parse_line(text, settings, key_id)
-            except ValueError as exc:
-                report.problems.append(f"line {number}: {exc}")
-                continue
-            batch[item.endpoint] = item  # a repeated endpoint: the later line wins
+            batch[checked.endpoint] = checked
             if len(batch) >= BATCH:
                 if writing is not None:
                     await writing
@@ -97,9 +104,68 @@ async def import_lines(
             writing = None
         await _write(store, list(batch.values()), report)
     finally:
-        if writing is not None:  # parsing failed (the file could not be read): finish the batch
+        if writing is not None:  # reading or checking failed: finish the batch under way
             await writing
     return report
+
+
+Checked = NewSubscription | str  # a subscription, or why the line was refused
+
+
+def check_lines(
+    numbered: list[tuple[int, str]], settings: Settings, key_id: str
+) -> list[tuple[int, Checked]]:
+    """Check a chunk of numbered lines (in this process or another); blank lines are left out."""
+    checked: list[tuple[int, Checked]] = []
+    for number, text in numbered:
+        if not text.strip():
+            continue
+        try:
+            checked.append((number, parse_line(text, settings, key_id)))
+        except ValueError as exc:
+            checked.append((number, str(exc)))
+    return checked
+
+
+async def _checked_lines(
+    lines: Iterable[str], settings: Settings, key_id: str, processes: int
+) -> AsyncIterator[tuple[int, Checked]]:
+    """The lines checked, in file order, YIELD_EVERY at a time here or CHUNK at a time in
+    `processes` others (a few chunks ahead of the writing, never the whole file)."""
+    chunks = _chunks(enumerate(lines, 1), YIELD_EVERY if processes <= 1 else CHUNK)
+    if processes <= 1:
+        for chunk in chunks:
+            for item in check_lines(chunk, settings, key_id):
+                yield item
+            await asyncio.sleep(0)  # let the batch being written go on to its next statement
+        return
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")  # this process runs threads: no fork
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        ahead: deque[asyncio.Future[list[tuple[int, Checked]]]] = deque()
+        try:
+            for chunk in chunks:
+                ahead.append(loop.run_in_executor(pool, check_lines, chunk, settings, key_id))
+                if len(ahead) > 2 * processes:
+                    for item in await ahead.popleft():
+                        yield item
+            while ahead:
+                for item in await ahead.popleft():
+                    yield item
+        finally:
+            for future in ahead:
+                future.cancel()
+
+
+def _chunks(numbered: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    for item in numbered:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 async def _write(store: Store, items: list[NewSubscription], report: ImportReport) -> None:

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from service import transfer
 from service.store import open_store
 from tests.helpers import BrowserKeys
 
 
-async def test_batches_written_behind_the_parsing_keep_file_order(settings, monkeypatch):
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_batches_written_behind_the_checking_keep_file_order(
+    settings, monkeypatch, processes
+):
     monkeypatch.setattr(transfer, "BATCH", 4)
     monkeypatch.setattr(transfer, "YIELD_EVERY", 3)
+    monkeypatch.setattr(transfer, "CHUNK", 3)  # checked three lines at a time elsewhere
     subs = [
         BrowserKeys.generate().subscription_json(f"https://fcm.googleapis.com/fcm/send/b{i}")
         for i in range(12)
@@ -23,7 +29,7 @@ async def test_batches_written_behind_the_parsing_keep_file_order(settings, monk
     store = await open_store(settings.database)
     try:
         await store.add_vapid_key("k", "B", "active")
-        report = await transfer.import_lines(store, lines, settings, "k")
+        report = await transfer.import_lines(store, lines, settings, "k", processes=processes)
         assert (report.created, report.updated) == (12, 1)
         assert report.problems == ["line 7: not valid JSON"]
         by_endpoint = {s.endpoint: s for s in await store.list_subscriptions(0, 100)}
@@ -32,3 +38,25 @@ async def test_batches_written_behind_the_parsing_keep_file_order(settings, monk
         assert by_endpoint[subs[2]["endpoint"]].topics == ["world"]
     finally:
         await store.close()
+
+
+async def test_a_large_file_is_checked_on_every_core_through_the_cli(settings, tmp_path):
+    """Over 1 MB the CLI checks lines in spawned processes: the counts and the bad line's
+    number are the same as when one process checks them all."""
+    from tests.cli_runner import pushdesk
+
+    assert (await pushdesk(settings, "keys", "generate")).code == 0
+    key = BrowserKeys.generate().subscription_json("x")["keys"]
+    padding = "p" * 150  # long endpoints: a large file from few distinct keys
+    lines = [
+        json.dumps({"endpoint": f"https://fcm.googleapis.com/fcm/send/{padding}{n}", "keys": key})
+        for n in range(6000)
+    ]
+    lines[4321] = "{not json"
+    source = tmp_path / "big.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    assert source.stat().st_size > 1 << 20
+    run = await pushdesk(settings, "subscriptions", "import", str(source))
+    assert run.code == 1, run.err
+    assert "imported 5999 new and 0 known readers; 1 lines skipped" in run.out
+    assert "line 4322: not valid JSON" in run.err

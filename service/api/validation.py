@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -78,6 +79,7 @@ def parse_endpoint(value: Any, settings: Settings, field: str = "subscription.en
     return value
 
 
+@functools.lru_cache(maxsize=256)  # a few hosts, asked once per subscription
 def is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES:
         return True
