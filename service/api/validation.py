@@ -15,6 +15,7 @@ from aiohttp import web
 from ..config import Settings
 from ..store import QuietHours
 from ..webpush.keys import InvalidKey, parse_auth_secret, parse_p256dh
+from ..webpush.transport import SENDABLE_URL
 from .errors import ApiError, invalid
 
 MAX_ENDPOINT_LENGTH = 1024
@@ -50,15 +51,12 @@ def require_object(value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
     return value
 
 
-VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
-
-
 def parse_endpoint(value: Any, settings: Settings, field: str = "subscription.endpoint") -> str:
     if not isinstance(value, str) or not value:
         raise invalid(field, "must be a URL")
     if len(value) > MAX_ENDPOINT_LENGTH:
         raise invalid(field, f"must be at most {MAX_ENDPOINT_LENGTH} characters")
-    if not VISIBLE_ASCII.fullmatch(value):
+    if not SENDABLE_URL.fullmatch(value):
         # urlsplit would quietly drop tabs and line breaks; the sender puts the path on the
         # request line as it is, so only what a URL can carry unencoded is accepted.
         raise invalid(field, "must be a URL of visible ASCII characters (percent-encode others)")

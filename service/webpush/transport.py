@@ -22,9 +22,10 @@ import aiohttp
 from aiohttp.client_reqrep import ClientRequest
 from yarl import URL
 
-# A request target we send as it is: visible ASCII only, so nothing can end the request line or
-# start a header (endpoints are checked the same way when a reader subscribes).
-REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
+# What an endpoint may hold, since its path goes on the request line as it is: visible ASCII
+# only, so nothing can end the line or start a header. The API checks endpoints with it when a
+# reader subscribes; the sender checks each request target again.
+SENDABLE_URL = re.compile(r"[\x21-\x7e]+")
 MAX_ERROR_BODY = 1024  # enough of an error answer for its reason; the rest is not read
 
 
@@ -43,7 +44,6 @@ class Answer:
 class Route:
     """One push-service origin: aiohttp's pool key for it (host, port, TLS) and its Host line."""
 
-    origin: str
     pool_key: ClientRequest
     host_line: bytes
 
@@ -53,7 +53,7 @@ def request_target(endpoint: str, origin: str) -> str:
     target = endpoint[len(origin) :]
     if not target.startswith("/"):
         target = "/" + target
-    if not REQUEST_TARGET.fullmatch(target):
+    if not SENDABLE_URL.fullmatch(target):
         raise BadTarget("endpoint has characters an HTTP request line cannot carry")
     return target
 
@@ -77,7 +77,7 @@ class PushTransport:
             url = URL(origin)
             pool_key = ClientRequest("POST", url, loop=asyncio.get_running_loop())
             host_line = f"Host: {url.raw_authority}\r\n".encode("ascii")
-            route = Route(origin, pool_key, host_line)
+            route = Route(pool_key, host_line)
             self._routes[origin] = route
         return route
 
