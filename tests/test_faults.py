@@ -171,3 +171,36 @@ async def test_a_checkpoint_written_twice_counts_once(database):
         assert done.status == "done" and done.counts["delivered"] == 2
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_cancel_meeting_a_checkpoint_waits_instead_of_deadlocking(database):
+    """A checkpoint locks its shard, then the alert row; a cancel must take them in the same
+    order (seen on CI: cancel took the alert first and PostgreSQL broke the deadlock, 500)."""
+    from service.store import NewSubscription, open_store
+    from service.store.models import NewAlert
+
+    store = await open_store(database)
+    checkpoint = await asyncpg.connect(database)
+    try:
+        await store.add_vapid_key("k", "BPublicKey", "active")
+        sub = NewSubscription("https://fcm.googleapis.com/fcm/send/1", b"\4" * 65, b"a", "k", b"t")
+        await store.import_subscriptions([sub])
+        new = NewAlert(
+            "Stop", "https://news.example/s", None, None, None, [], 60, "high", False, "d"
+        )
+        alert = (await store.create_alert(new, idempotency_window=60, duplicate_window=None)).alert
+        await store.plan_next_alert(lambda lo, hi: [(lo, hi)])
+        shard = await store.claim_shard("w", 30)
+        assert shard is not None
+        async with checkpoint.transaction():  # as store.checkpoint does: shard, then alert
+            await checkpoint.execute("SELECT 1 FROM alert_shards WHERE id=$1 FOR UPDATE", shard.id)
+            cancel = asyncio.create_task(store.cancel_alert(alert.public_id))
+            await asyncio.sleep(0.5)  # the cancel is now waiting for the shard row
+            await checkpoint.execute("UPDATE alerts SET sent = sent + 1 WHERE id=$1", alert.id)
+        cancelled = await asyncio.wait_for(cancel, 10)
+        assert cancelled is not None and cancelled.status == "cancelled"
+        assert cancelled.counts["sent"] == 1
+    finally:
+        await checkpoint.close()
+        await store.close()

@@ -51,6 +51,9 @@ ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate check
 NEW_ALERT_CHANNEL = "pushdesk_alerts"
 
 
+CANCELLABLE = ("queued", "sending", "done")  # done: its pending deferrals are dropped
+
+
 class PostgresStore:
     dialect = "postgres"
 
@@ -493,18 +496,22 @@ class PostgresStore:
     async def cancel_alert(self, public_id: str) -> Alert | None:
         now = time.time()
         async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "SELECT id, status FROM alerts WHERE public_id=$1 FOR UPDATE", public_id
-            )
+            row = await conn.fetchrow("SELECT id, status FROM alerts WHERE public_id=$1", public_id)
             if row is None:
                 return None
-            alert_id, status = row
-            if status in ("queued", "sending", "done"):
+            alert_id = row[0]
+            # Shards first, then the alert row: the order claims and checkpoints lock them in,
+            # so a cancel meeting a checkpoint waits for it rather than deadlocking.
+            if row[1] in CANCELLABLE:
                 await conn.execute(
                     "UPDATE alert_shards SET state='done', lease_owner=NULL "
                     "WHERE alert_id=$1 AND state <> 'done'",
                     alert_id,
                 )
+            status = await conn.fetchval(
+                "SELECT status FROM alerts WHERE id=$1 FOR UPDATE", alert_id
+            )
+            if status in CANCELLABLE:
                 dropped = int(
                     (
                         await conn.execute(
