@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.api.errors import ApiError
-from service.api.validation import parse_push_subscription
+from service.api.validation import (
+    MAX_ENDPOINT_LENGTH,
+    host_allowed,
+    is_loopback,
+    parse_endpoint,
+    parse_push_subscription,
+)
 from service.config import Settings
 from service.webpush.crypto import encrypt
 from service.webpush.payload import Message, PayloadTooLarge, build_payload
@@ -78,3 +85,58 @@ def test_real_browser_subscriptions_always_parse(n):
     endpoint = f"https://updates.push.services.mozilla.com/wpush/v2/{n}"
     parsed = parse_push_subscription(keys.subscription_json(endpoint), SETTINGS)
     assert parsed == (endpoint, keys.p256dh, keys.auth)
+
+
+def endpoint_verdict_whole_url(value: str, settings: Settings) -> bool:
+    """The check as it was before origins were cached: urlsplit on the whole endpoint."""
+    if not value or len(value) > MAX_ENDPOINT_LENGTH or not all("!" <= c <= "~" for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    if not host or parts.username or parts.password or parts.fragment:
+        return False
+    if settings.allow_http_endpoints and is_loopback(host) and parts.scheme in ("http", "https"):
+        return True
+    return parts.scheme == "https" and host_allowed(host, settings.push_hosts)
+
+
+url_pieces = st.tuples(
+    st.sampled_from(["https", "HTTPS", "http", "ftp", "", "1x", "https "]),
+    st.sampled_from(["://", ":/", ":", "//", ":///"]),
+    st.sampled_from(["", "user@", "user:pw@", ":@", "@"]),
+    st.sampled_from(
+        [
+            "fcm.googleapis.com",
+            "FCM.googleapis.com",
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+            "evil.example",
+            "[::1",
+            "::1]",
+            "web.push.apple.com",
+            "x.notify.windows.com",
+            "",
+        ]
+    ),
+    st.sampled_from(["", ":443", ":8443", ":99999", ":x", ":", ":0"]),
+    st.text("abc/?#=%&:@[]", max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=url_pieces, allow_http=st.booleans())
+def test_endpoint_check_by_cached_origin_matches_whole_url_check(pieces, allow_http):
+    value = "".join(pieces)
+    config = Settings(allow_http_endpoints=allow_http)
+    try:
+        assert parse_endpoint(value, config) == value
+        accepted = True
+    except ApiError as exc:
+        assert exc.status == 400 and exc.field == "subscription.endpoint"
+        accepted = False
+    assert accepted == endpoint_verdict_whole_url(value, config)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from service.webpush.classify import Result, parse_retry_after
 from service.webpush.crypto import MAX_PLAINTEXT, encrypt
 from service.webpush.encoding import b64url_decode, b64url_encode
+from service.webpush.keys import P256_B, P256_PRIME, InvalidKey, on_p256_curve, parse_p256dh
 from service.webpush.payload import Message, PayloadTooLarge, build_payload
 from service.webpush.sender import PreparedMessage, Sender, SenderOptions, Target, prepare
 from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
@@ -62,6 +63,51 @@ def test_fresh_messages_decrypt_with_http_ece_and_never_repeat_salt_or_key():
         encrypt(b"x" * (MAX_PLAINTEXT + 1), b64url_decode(V["ua_public"]), auth)
     full = encrypt(b"x" * MAX_PLAINTEXT, b64url_decode(V["ua_public"]), auth)
     assert len(full) == 4096
+
+
+def openssl_accepts(point: bytes) -> bool:
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        return False
+    return True
+
+
+def encode_point(x: int, y: int) -> bytes:
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def small_x_point() -> tuple[int, int]:
+    """The P-256 point with the smallest x (p ≡ 3 mod 4, so a square root is one power)."""
+    for x in range(100):
+        rhs = (x**3 - 3 * x + P256_B) % P256_PRIME
+        y = pow(rhs, (P256_PRIME + 1) // 4, P256_PRIME)
+        if y * y % P256_PRIME == rhs:
+            return x, y
+    raise AssertionError("no point with a small x")
+
+
+def test_p256_curve_check_agrees_with_openssl():
+    """parse_p256dh checks points in Python for speed; OpenSSL is the reference."""
+    rfc_key = b64url_decode(V["ua_public"])
+    assert parse_p256dh(V["ua_public"]) == rfc_key
+    points = [rfc_key] + [BrowserKeys.generate().p256dh for _ in range(50)]
+    for point in points:
+        assert on_p256_curve(point) and openssl_accepts(point)
+        for index in (1, 20, 32, 33, 50, 64):  # one flipped bit in x or y
+            bad = bytearray(point)
+            bad[index] ^= 0x01
+            assert on_p256_curve(bytes(bad)) is openssl_accepts(bytes(bad)) is False
+    # A point with a small x, and the same point with x + p: equal mod p, but not a field element.
+    x, y = small_x_point()
+    assert openssl_accepts(encode_point(x, y)) and on_p256_curve(encode_point(x, y))
+    assert not on_p256_curve(encode_point(x + P256_PRIME, y))
+    assert not openssl_accepts(encode_point(x + P256_PRIME, y))
+    edge = encode_point(P256_PRIME, y)
+    assert not on_p256_curve(edge) and not openssl_accepts(edge)
+    assert not on_p256_curve(b"\x04" + bytes(64)) and not openssl_accepts(b"\x04" + bytes(64))
+    with pytest.raises(InvalidKey, match="not a point on the P-256 curve"):
+        parse_p256dh(b64url_encode(b"\x04" + bytes(64)))
 
 
 def test_payload_keeps_fields_and_leaves_absent_ones_out():
