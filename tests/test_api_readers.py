@@ -317,6 +317,35 @@ def test_public_ids_never_read_as_command_line_options():
 
     ids = {new_public_id() for _ in range(5000)}
     assert len(ids) == 5000
-    assert all(len(i) == 16 and i.isalnum() for i in ids)
-    # every position draws from the whole alphabet (a 62-letter alphabet, 5000 draws each)
-    assert all(len({i[position] for i in ids}) == 62 for position in range(16))
+    assert all(len(i) == 22 and i.isalnum() for i in ids)
+    # every random position draws from the whole alphabet (62 letters, 5000 draws each)
+    assert all(len({i[position] for i in ids}) == 62 for position in range(6, 22))
+
+
+def test_public_ids_sort_by_the_second_they_were_made():
+    from service.tokens import new_public_ids
+
+    seconds = [0, 61, 62, 3843, 1_700_000_000, 1_700_000_001, 1_800_000_000, 62**6 - 1]
+    ids = [new_public_ids(3, now=second) for second in seconds]
+    flat = [i for group in ids for i in group]
+    assert [i[:6] for i in flat] == sorted(i[:6] for i in flat)
+    assert all(len({i[:6] for i in group}) == 1 for group in ids)
+    assert ids[0][0].startswith("000000") and ids[-1][0].startswith("zzzzzz")
+    assert all(len(i) == 22 and i.isalnum() for i in flat)
+
+
+def test_public_ids_made_in_bulk_are_uniform_letters():
+    from collections import Counter
+
+    from service.tokens import ID_ALPHABET, new_public_ids
+
+    ids = new_public_ids(5000)
+    assert len(set(ids)) == 5000 and all(len(i) == 22 and i.isalnum() for i in ids)
+    counts = Counter("".join(i[6:] for i in ids))
+    assert set(counts) == set(ID_ALPHABET)
+    # Chi-squared over 62 letters (61 degrees of freedom: mean 61, sd 11). Taking bytes mod 62
+    # without dropping 248-255 would favour 8 letters by 25% and score in the thousands.
+    expected = 5000 * 16 / 62
+    chi2 = sum((counts[letter] - expected) ** 2 / expected for letter in ID_ALPHABET)
+    assert chi2 < 150
+    assert new_public_ids(0) == []

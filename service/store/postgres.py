@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from ..tokens import new_public_id
+from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, StoreError, migration_files
 from .models import (
     COUNT_FIELDS,
@@ -225,13 +225,14 @@ class PostgresStore:
                     len(fresh),
                 )
                 rows, topic_rows = [], []
-                for item, (sub_id,) in zip(fresh, ids, strict=True):
+                public_ids = new_public_ids(len(fresh))
+                for item, (sub_id,), public_id in zip(fresh, ids, public_ids, strict=True):
                     prefs = {"topics": list(item.default_topics), **item.preferences}
                     quiet: QuietHours | None = prefs.get("quiet_hours")
                     rows.append(
                         (
                             sub_id,
-                            new_public_id(),
+                            public_id,
                             item.endpoint,
                             item.p256dh,
                             item.auth,

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from ..tokens import new_public_id
+from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, migration_files
 from .models import (
     COUNT_FIELDS,
@@ -265,6 +265,7 @@ class SQLiteStore:
             async with db.execute("SELECT COALESCE(MAX(id), 0) FROM subscriptions") as cur:
                 next_id = (await cur.fetchone() or (0,))[0]
             rows, topic_rows = [], []
+            public_ids = iter(new_public_ids(len(items)))
             for item in items:
                 if item.endpoint in existing:
                     await self._refresh(db, existing[item.endpoint], item, now)
@@ -277,7 +278,7 @@ class SQLiteStore:
                 rows.append(
                     (
                         next_id,
-                        new_public_id(),
+                        next(public_ids),
                         item.endpoint,
                         item.p256dh,
                         item.auth,
