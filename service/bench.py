@@ -28,7 +28,6 @@ import aiohttp
 from .config import Settings
 from .store import open_store
 from .tokens import hash_secret, new_secret
-from .transfer import import_lines
 from .vapid_keys import load_keyring
 from .webpush.encoding import b64url_encode
 
@@ -159,26 +158,37 @@ def sink_cpu(sink: Sink) -> float:
 
 
 # -- readers ----------------------------------------------------------------------------------
-def reader_lines(sink: Sink, count: int, progress: Progress) -> list[str]:
+BASELINE_READERS = 20000  # readers the baselines send to, in turn
+
+
+def write_readers(sink: Sink, count: int, path: Path, progress: Progress) -> list[str]:
+    """Write `count` readers as `subscriptions import` reads them; return the first
+    BASELINE_READERS lines for the baselines (not all: the bench keeps no million lines)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    lines = []
-    for n in range(count):
-        key = (
-            ec.generate_private_key(ec.SECP256R1())
-            .public_key()
-            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        )
-        sub = {
-            "endpoint": f"{sink.base}/push/{n}",
-            "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
-            "topics": ["breaking"],
-        }
-        lines.append(json.dumps(sub))
-        if n % 5000 == 0:
-            progress.show("generating readers' keys", n, count)
-    return lines
+    first: list[str] = []
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            key = (
+                ec.generate_private_key(ec.SECP256R1())
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                )
+            )
+            sub = {
+                "endpoint": f"{sink.base}/push/{n}",
+                "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
+                "topics": ["breaking"],
+            }
+            line = json.dumps(sub)
+            out.write(line + "\n")
+            if n < BASELINE_READERS:
+                first.append(line)
+            if n % 5000 == 0:
+                progress.show("generating readers' keys", n, count)
+    return first
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -236,10 +246,16 @@ async def run(
             rate_limit=None,
             log_level="WARNING",
         )
-        lines = reader_lines(sink, subscribers, progress)
-        editor_key, import_rate = await _prepare_store(settings, lines)
+        readers = scratch / "readers.jsonl"
+        lines = write_readers(sink, subscribers, readers, progress)
+        progress.show("importing readers", 0, subscribers)
+        editor_key = await _prepare_store(settings)
+        import_rate = await _import(settings, readers, subscribers)
         progress.done()
-        figures.add("readers loaded", f"{subscribers} ({import_rate:,.0f} readers/s import)")
+        figures.add(
+            "readers loaded",
+            f"{subscribers} by pushdesk subscriptions import: {import_rate:,.0f} readers/s",
+        )
         await _run_alert(settings, sink, subscribers, workers, editor_key, progress, figures)
         await _baselines(settings, sink, lines, baseline_seconds, workers, progress, figures)
     finally:
@@ -250,24 +266,33 @@ async def run(
     return 0
 
 
-async def _prepare_store(settings: Settings, lines: list[str]) -> tuple[str, float]:
+async def _prepare_store(settings: Settings) -> str:
+    """A VAPID key and an editor key in a new store."""
     store = await open_store(settings.database)
     try:
-        keyring = await load_keyring(
-            store, settings.keys_dir, settings.vapid_subject, create_first=True
-        )
+        await load_keyring(store, settings.keys_dir, settings.vapid_subject, create_first=True)
         key = new_secret()
         await store.add_editor("bench", hash_secret(key))
-        started = time.perf_counter()
-        report = await import_lines(
-            store, lines, settings, keyring.active_id, processes=os.cpu_count() or 1
-        )
-        rate = report.created / (time.perf_counter() - started)
-        if report.problems:
-            raise RuntimeError(f"bench readers did not import: {report.problems[:3]}")
     finally:
         await store.close()
-    return key, rate
+    return key
+
+
+async def _import(settings: Settings, readers: Path, count: int) -> float:
+    """`pushdesk subscriptions import` as an operator runs it; readers/s from start to exit."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "service", "subscriptions", "import", str(readers)),
+        env=_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    elapsed = time.perf_counter() - started
+    expected = f"imported {count} new and 0 known readers; 0 lines skipped"
+    if process.returncode != 0 or out.decode().strip() != expected:
+        raise RuntimeError(f"bench readers did not import: {(out + err).decode()[-500:]}")
+    return count / elapsed
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -421,7 +446,7 @@ async def _baselines(
     from .webpush.encoding import b64url_decode
 
     [key_file] = list(settings.keys_dir.glob("*.pem"))
-    subscriptions = [_subscription_info(line) for line in lines[:20000]]
+    subscriptions = [_subscription_info(line) for line in lines]
     claims_sub = settings.vapid_subject
     progress.show("baseline: webpush() loop", 0, 1)
     loop_rate = await asyncio.to_thread(
