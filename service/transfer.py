@@ -85,11 +85,16 @@ async def import_lines(
     checks (JSON, URL, P-256 point) are most of an import's time and hold this process's GIL,
     while the writes are mostly SQLite's own C code.
     """
+    async with store.bulk_loading():
+        return await _import(store, _checked_lines(lines, settings, key_id, processes))
+
+
+async def _import(store: Store, checked_lines: AsyncIterator[tuple[int, Checked]]) -> ImportReport:
     report = ImportReport()
     batch: dict[str, NewSubscription] = {}
     writing: asyncio.Task[None] | None = None
     try:
-        async for number, checked in _checked_lines(lines, settings, key_id, processes):
+        async for number, checked in checked_lines:
             if isinstance(checked, str):
                 report.problems.append(f"line {number}: {checked}")
                 continue

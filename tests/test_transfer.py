@@ -60,3 +60,26 @@ async def test_a_large_file_is_checked_on_every_core_through_the_cli(settings, t
     assert run.code == 1, run.err
     assert "imported 5999 new and 0 known readers; 1 lines skipped" in run.out
     assert "line 4322: not valid JSON" in run.err
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_bulk_loading_gives_sqlite_a_large_cache_only_while_it_lasts(settings):
+    from service.store.sqlite import BULK_CACHE_KIB, BULK_CHECKPOINT_PAGES
+
+    store = await open_store(settings.database)
+
+    async def pragma(name: str) -> int:
+        [(value,)] = await store.db.execute_fetchall(f"PRAGMA {name}")
+        return value
+
+    try:
+        before = (await pragma("cache_size"), await pragma("wal_autocheckpoint"))
+        assert before == (-2000, 1000)  # SQLite's defaults
+        with pytest.raises(RuntimeError, match="import failed"):
+            async with store.bulk_loading():
+                assert await pragma("cache_size") == -BULK_CACHE_KIB
+                assert await pragma("wal_autocheckpoint") == BULK_CHECKPOINT_PAGES
+                raise RuntimeError("import failed")
+        assert (await pragma("cache_size"), await pragma("wal_autocheckpoint")) == before
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,6 +97,9 @@ class ReaderStore(Protocol):
 
     async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
         """Bulk add (created, updated): readers moving from another provider, benchmarks."""
+
+    def bulk_loading(self) -> AbstractAsyncContextManager[None]:
+        """Around many import_subscriptions calls: the database may trade memory for speed."""
 
     async def get_subscription(self, public_id: str) -> Subscription | None: ...
 

