@@ -8,6 +8,8 @@ skipped, and good lines go in by the thousand in single transactions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import multiprocessing
 import secrets
@@ -85,8 +87,27 @@ async def import_lines(
     checks (JSON, URL, P-256 point) are most of an import's time and hold this process's GIL,
     while the writes are mostly SQLite's own C code.
     """
-    async with store.bulk_loading():
-        return await _import(store, _checked_lines(lines, settings, key_id, processes))
+    with cycle_collector_paused():
+        async with store.bulk_loading():
+            return await _import(store, _checked_lines(lines, settings, key_id, processes))
+
+
+@contextlib.contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while readers stream through, back on after.
+
+    An import keeps some 100,000 short-lived containers in flight (lines being checked, batches
+    being written), all freed by reference counting, and the collector's full passes walked
+    every one of them: 80 passes and 4.5 s of a 38 s import of a million readers (measured).
+    The import makes no cyclic garbage that grows with the file (tested), so nothing piles up.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def _import(store: Store, checked_lines: AsyncIterator[tuple[int, Checked]]) -> ImportReport:

@@ -83,3 +83,45 @@ async def test_bulk_loading_gives_sqlite_a_large_cache_only_while_it_lasts(setti
         assert (await pragma("cache_size"), await pragma("wal_autocheckpoint")) == before
     finally:
         await store.close()
+
+
+async def test_import_pauses_the_cycle_collector_and_leaves_no_cycles(settings, monkeypatch):
+    """The collector is off during an import; what the import leaves for it does not grow
+    with the number of readers, so pausing it cannot pile up memory."""
+    import gc
+
+    store = await open_store(settings.database)
+    seen_enabled: list[bool] = []
+    real_write = transfer._write
+
+    async def write(*args):
+        seen_enabled.append(gc.isenabled())
+        await real_write(*args)
+
+    async def cycles_left_by_import(count: int, start: int) -> int:
+        lines = [
+            json.dumps(
+                BrowserKeys.generate().subscription_json(
+                    f"https://fcm.googleapis.com/fcm/send/c{n}"
+                )
+            )
+            for n in range(start, start + count)
+        ]
+        gc.collect()
+        report = await transfer.import_lines(store, lines, settings, "k")
+        assert report.created == count and gc.isenabled()
+        return gc.collect()
+
+    try:
+        await store.add_vapid_key("k", "B", "active")
+        monkeypatch.setattr(transfer, "_write", write)
+        small = await cycles_left_by_import(50, 0)
+        large = await cycles_left_by_import(3000, 1000)
+        assert seen_enabled and not any(seen_enabled)
+        assert large <= small + 50, (small, large)
+    finally:
+        await store.close()
+    with pytest.raises(RuntimeError), transfer.cycle_collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("import failed")
+    assert gc.isenabled()
