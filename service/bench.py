@@ -158,31 +158,33 @@ def sink_cpu(sink: Sink) -> float:
 
 
 # -- readers ----------------------------------------------------------------------------------
+def random_subscription(endpoint: str) -> dict[str, Any]:
+    """What a browser's `PushSubscription.toJSON()` gives, with a new P-256 key and secret."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    return {
+        "endpoint": endpoint,
+        "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
+    }
+
+
 BASELINE_READERS = 20000  # readers the baselines send to, in turn
 
 
 def write_readers(sink: Sink, count: int, path: Path, progress: Progress) -> list[str]:
     """Write `count` readers as `subscriptions import` reads them; return the first
     BASELINE_READERS lines for the baselines (not all: the bench keeps no million lines)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     first: list[str] = []
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
-            key = (
-                ec.generate_private_key(ec.SECP256R1())
-                .public_key()
-                .public_bytes(
-                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-                )
-            )
-            sub = {
-                "endpoint": f"{sink.base}/push/{n}",
-                "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
-                "topics": ["breaking"],
-            }
-            line = json.dumps(sub)
+            sub = random_subscription(f"{sink.base}/push/{n}")
+            line = json.dumps({**sub, "topics": ["breaking"]})
             out.write(line + "\n")
             if n < BASELINE_READERS:
                 first.append(line)
@@ -400,26 +402,13 @@ async def _run_alert(
 
 async def _api_probe(session: aiohttp.ClientSession, base: str, sink: Sink) -> list[float]:
     """Readers subscribing while the alert goes out: how long does the API take to answer?"""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     timings: list[float] = []
     n = 0
     try:
         while True:
             n += 1
-            key = (
-                ec.generate_private_key(ec.SECP256R1())
-                .public_key()
-                .public_bytes(
-                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-                )
-            )
             body = {
-                "subscription": {
-                    "endpoint": f"{sink.base}/probe/{n}",
-                    "keys": {"p256dh": b64url_encode(key), "auth": b64url_encode(os.urandom(16))},
-                },
+                "subscription": random_subscription(f"{sink.base}/probe/{n}"),
                 "topics": ["sport"],
             }
             started = time.perf_counter()
