@@ -4,43 +4,53 @@ reuse, and answers a real push service (or a broken proxy in front of it) may gi
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import pytest
 
 from service.webpush.classify import Result
-from service.webpush.sender import Sender, Target
+from service.webpush.sender import GuardedResolver, Sender, Target
 from service.webpush.transport import BadTarget, PushTransport, header_block, request_target
 from tests.helpers import BrowserKeys
 from tests.test_webpush import fast_options, keyring, message  # noqa: F401 - fixture
 
 CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+CLOSE = "close"  # in an answer list: the server hangs up there
 
 
 @dataclass
 class RawServer:
     """Reads each request (head and Content-Length body) and answers what `answer` returns:
-    bytes, or a list of bytes to send and seconds to wait in between."""
+    bytes, or a list of bytes to send, seconds to wait in between, and CLOSE to hang up."""
 
-    answer: Callable[[int], bytes | list[bytes | float]] = lambda n: CREATED
+    answer: Callable[[int], bytes | list[bytes | float | str]] = lambda n: CREATED
+    before_answer: Callable[[int], Awaitable[None]] | None = None
     requests: list[bytes] = field(default_factory=list)
+    handlers: set[asyncio.Task[None]] = field(default_factory=set)
     connections: int = 0
     port: int = 0
+    scheme: str = "http"
 
-    async def start(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, tls: ssl.SSLContext | None = None) -> RawServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
+        self.scheme = "https" if tls else "http"
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -49,20 +59,27 @@ class RawServer:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":")[1])
                 self.requests.append(head + await reader.readexactly(length))
+                if self.before_answer is not None:
+                    await self.before_answer(len(self.requests))
                 answer = self.answer(len(self.requests))
                 for part in answer if isinstance(answer, list) else [answer]:
+                    if part == CLOSE:
+                        return
                     if isinstance(part, float):
                         await asyncio.sleep(part)
                         continue
                     writer.write(part)
                     await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self.handlers.discard(task)
             writer.close()
 
     async def stop(self) -> None:
         self.server.close()
+        for handler in list(self.handlers):
+            handler.cancel()
         await self.server.wait_closed()
 
 
@@ -75,8 +92,9 @@ async def raw_server():
 
 @pytest.fixture
 async def transport():
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=8)
-    transport = PushTransport(connector, connect_timeout=2, total_timeout=2)
+    transport = PushTransport(
+        GuardedResolver(allow_loopback=True), per_origin=8, connect_timeout=2, total_timeout=2
+    )
     yield transport
     await transport.close()
 
@@ -85,7 +103,7 @@ HEAD = header_block({"TTL": "60", "Content-Encoding": "aes128gcm"})
 
 
 async def test_request_bytes_and_keep_alive_reuse(raw_server, transport):
-    route = transport.route(raw_server.origin)
+    route = raw_server.origin
     for n in range(20):
         answer = await transport.post(route, f"/push/{n}?a=b", HEAD, b"x" * n)
         assert answer.status == 201 and answer.body == b""
@@ -107,7 +125,7 @@ async def test_long_error_body_is_cut_and_a_connection_mid_answer_is_not_reused(
         1: [head + b"e" * 5000],  # all of it arrives: the connection stays usable
         2: [head + b"f" * 2000, 0.5, b"f" * 3000],  # still arriving when we stop reading
     }.get(n, CREATED)
-    route = transport.route(raw_server.origin)
+    route = raw_server.origin
     for letter in b"ef":
         gone = await transport.post(route, "/a", HEAD, b"1")
         assert gone.status == 410 and gone.body == bytes([letter]) * 1024
@@ -123,7 +141,7 @@ async def test_connection_close_and_interim_answers(raw_server, transport):
         if n == 1
         else b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     )
-    route = transport.route(raw_server.origin)
+    route = raw_server.origin
     statuses = [(await transport.post(route, f"/{n}", HEAD, b"b")).status for n in range(3)]
     assert statuses == [201, 201, 201]
     assert raw_server.connections == 2  # after the first "Connection: close", a new one
@@ -189,3 +207,134 @@ async def test_endpoint_that_would_break_the_request_line_is_never_sent(
 def test_header_block_refuses_line_breaks():
     with pytest.raises(ValueError, match="line break"):
         header_block({"Topic": "a\r\nX-Evil: 1"})
+
+
+async def test_a_request_with_no_answer_times_out_and_frees_its_connection(raw_server):
+    raw_server.answer = lambda n: [30.0] if n == 1 else CREATED  # the first one never answers
+    transport = PushTransport(
+        GuardedResolver(allow_loopback=True), per_origin=1, connect_timeout=2, total_timeout=0.3
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await transport.post(raw_server.origin, "/slow", HEAD, b"1")
+        assert time.monotonic() - started < 2
+        # The only slot was freed and the silent connection dropped: a new one answers.
+        assert (await transport.post(raw_server.origin, "/next", HEAD, b"2")).status == 201
+        assert raw_server.connections == 2
+    finally:
+        await transport.close()
+
+
+async def test_a_connection_the_push_service_closed_while_idle_is_not_used(raw_server, transport):
+    # The first answer says nothing of closing, then the server hangs up (its keep-alive
+    # timeout ran out while the connection sat idle in our pool).
+    raw_server.answer = lambda n: [CREATED, CLOSE] if n == 1 else CREATED
+    assert (await transport.post(raw_server.origin, "/a", HEAD, b"1")).status == 201
+    await asyncio.sleep(0.05)
+    assert (await transport.post(raw_server.origin, "/b", HEAD, b"2")).status == 201
+    assert raw_server.connections == 2
+
+
+async def test_requests_in_flight_to_one_origin_stay_within_the_pool(raw_server):
+    in_flight = peak = 0
+
+    async def slow_answer(n: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+
+    raw_server.before_answer = slow_answer
+    transport = PushTransport(
+        GuardedResolver(allow_loopback=True), per_origin=3, connect_timeout=2, total_timeout=5
+    )
+    try:
+        answers = await asyncio.gather(
+            *(transport.post(raw_server.origin, f"/{n}", HEAD, b"x") for n in range(20))
+        )
+    finally:
+        await transport.close()
+    assert [a.status for a in answers] == [201] * 20
+    assert peak == 3 and raw_server.connections == 3
+
+
+def self_signed(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for 127.0.0.1, and a client context trusting it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test push service")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_tls_checks_the_push_services_certificate(tmp_path, keyring):  # noqa: F811
+    server_tls, trusting = self_signed(tmp_path)
+    server = await RawServer().start(tls=server_tls)
+    keys = BrowserKeys.generate()
+    target = Target(f"{server.origin}/push/1", keys.p256dh, keys.auth, keyring.active_id)
+    try:
+        async with Sender(keyring, fast_options(ssl_context=trusting)) as sender:
+            delivered = await sender.send(target, message())
+        async with Sender(keyring, fast_options(max_attempts=1)) as sender:
+            refused = await sender.send(target, message())  # the system's trust store
+    finally:
+        await server.stop()
+    assert delivered.result is Result.DELIVERED
+    assert server.requests[0].startswith(b"POST /push/1 HTTP/1.1\r\n")
+    assert refused.result is Result.FAILED and "CERTIFICATE_VERIFY_FAILED" in refused.reason
+    assert len(server.requests) == 1
+
+
+def test_the_transport_works_on_uvloop_as_the_workers_run_it():
+    """Workers run on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    async def exchange() -> tuple[list[int], int]:
+        server = await RawServer().start()
+        transport = PushTransport(
+            GuardedResolver(allow_loopback=True), per_origin=2, connect_timeout=2, total_timeout=2
+        )
+        try:
+            answers = await asyncio.gather(
+                *(transport.post(server.origin, f"/{n}", HEAD, b"x") for n in range(6))
+            )
+        finally:
+            await transport.close()
+            await server.stop()
+        return [a.status for a in answers], server.connections
+
+    statuses, connections = uvloop.run(exchange())
+    assert statuses == [201] * 6 and connections == 2

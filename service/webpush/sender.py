@@ -12,13 +12,12 @@ import ipaddress
 import random
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 
@@ -26,7 +25,14 @@ from ..metrics import MESSAGES, RETRIES, SEND_SECONDS
 from .classify import Result, Verdict, classify
 from .crypto import encrypt
 from .payload import Message, build_payload
-from .transport import BadTarget, PushTransport, header_block, request_target
+from .transport import (
+    BadTarget,
+    ConnectFailed,
+    ProtocolError,
+    PushTransport,
+    header_block,
+    request_target,
+)
 from .vapid import KeyRing, origin_of
 
 URGENCIES = ("very-low", "low", "normal", "high")
@@ -143,11 +149,10 @@ class Outcome:
 
 @dataclass
 class OriginState:
-    """Per push-service origin: a bound on requests in flight, a shared pause, and what is
-    worked out once per origin rather than per message."""
+    """Per push-service origin: a shared pause, and what is worked out once per origin rather
+    than per message. (The transport's pool bounds its requests in flight.)"""
 
     name: str
-    slots: asyncio.Semaphore
     blocked: str | None  # why this origin may not be contacted, if it may not
     paused_until: float = 0.0
     # This origin's labelled Prometheus metrics, looked up once rather than per message.
@@ -174,10 +179,11 @@ class SenderOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     allow_loopback: bool = False
+    ssl_context: ssl.SSLContext | None = None  # None: the system's trust store
 
 
-# No usable answer: nothing connected, the connection broke, or the answer was not HTTP.
-NETWORK_ERRORS = (aiohttp.ClientError, HttpProcessingError, asyncio.TimeoutError, OSError)
+# No usable answer: the connection broke (ConnectionLost is an OSError), or it was not HTTP.
+NETWORK_ERRORS = (ProtocolError, OSError)
 
 
 class Sender:
@@ -210,16 +216,12 @@ class Sender:
     def transport(self) -> PushTransport:
         if self._transport is None:
             opts = self.options
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(opts.allow_loopback),
-                limit=0,  # concurrency is bounded per origin here and by the fan-out
-                limit_per_host=opts.per_origin,
-                ttl_dns_cache=300,
-            )
             self._transport = PushTransport(
-                connector,
+                GuardedResolver(opts.allow_loopback),
+                per_origin=opts.per_origin,
                 connect_timeout=opts.connect_timeout,
                 total_timeout=opts.total_timeout,
+                ssl_context=opts.ssl_context,
             )
         return self._transport
 
@@ -232,7 +234,7 @@ class Sender:
         state = self._origins.get(name)
         if state is None:
             blocked = self._blocked_literal(name)
-            state = OriginState(name, asyncio.Semaphore(self.options.per_origin), blocked)
+            state = OriginState(name, blocked)
             self._origins[name] = state
         return state
 
@@ -271,9 +273,8 @@ class Sender:
             attempt += 1
             body = encrypt(message.plaintext, target.p256dh, target.auth)
             head = message.head_for(signer.authorization(origin))
-            async with state.slots:
-                started = time.perf_counter()
-                status, verdict = await self._post(origin, path, head, body)
+            started = time.perf_counter()
+            status, verdict = await self._post(origin, path, head, body)
             state.count(verdict.result, time.perf_counter() - started)
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
@@ -311,14 +312,13 @@ class Sender:
         self, origin: str, path: str, head: bytes, body: bytes
     ) -> tuple[int | None, Verdict]:
         self.requests += 1
-        transport = self.transport
         try:
-            answer = await transport.post(transport.route(origin), path, head, body)
+            answer = await self.transport.post(origin, path, head, body)
             return answer.status, classify(answer.status, answer.headers, answer.body)
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(getattr(exc, "os_error", None), BlockedAddress):
-                return None, Verdict(Result.REJECTED, str(exc.os_error))
-            return None, Verdict(Result.RETRY, f"cannot connect: {exc.os_error or exc}")
+        except ConnectFailed as exc:
+            if isinstance(exc.cause, BlockedAddress):
+                return None, Verdict(Result.REJECTED, str(exc.cause))
+            return None, Verdict(Result.RETRY, f"cannot connect: {exc}")
         except TimeoutError:
             return None, Verdict(Result.RETRY, "timed out")
         except NETWORK_ERRORS as exc:
@@ -329,7 +329,8 @@ class Sender:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _blocked_literal(self, origin: str) -> str | None:
-        """aiohttp skips the resolver for IP literals, so check those here (once per origin)."""
+        """An IP literal is judged here, once per origin, so a blocked one is refused without a
+        connection attempt (the resolver would refuse it too, on every connect)."""
         host = (urlsplit(origin).hostname or "").strip("[]")
         try:
             ipaddress.ip_address(host)

@@ -1,51 +1,66 @@
-"""HTTP/1.1 POSTs to push services on aiohttp's connection pool, without ClientSession's
-per-request machinery.
+"""HTTP/1.1 POSTs to push services over kept-alive connections, one pool per origin.
 
-Why: measured on this project's 2-core machine (README, Performance), one
-`ClientSession.post` costs about 200 µs of CPU, more than the message's encryption, while
-this path costs about 30 µs. What it keeps from aiohttp is what matters for a push request:
-the `TCPConnector` (kept-alive pool, per-host limit, TLS with certificate checks, our guarded
-resolver, the connect timeout) and aiohttp's HTTP response parser. What it leaves out is what a
-push request never uses: cookies, redirects, auth helpers, proxies, compression, streamed or
-multipart bodies, tracing. The request head is bytes built once per alert and token; per
-message only the request line, the length and the body are new.
+Why not aiohttp's client here: a push request is one small POST whose answer matters only for
+its status, Retry-After and the start of an error body, and the fan-out sends thousands a
+second. Measured against nginx on loopback, `ClientSession.post` costs about 200 µs of CPU a
+request, aiohttp's connector and response parser alone about 37 µs, and this transport about 12
+(README, Performance). The pool is also the per-origin bound on requests in flight, so a
+request takes one idle connection and no semaphore. What matters is kept: TLS with certificate
+and host name checks (the system's trust store), the guarded resolver (no private addresses),
+connect and total timeouts, and a connection that failed or was not read to its end is closed,
+never reused. The request head is bytes built once per alert and token; per message only the
+request line, the length and the body are new.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import cast
+from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.client_reqrep import ClientRequest
-from yarl import URL
+from aiohttp.abc import AbstractResolver
+
+from .http1 import Answer, AnswerReader, ProtocolError
+
+__all__ = [
+    "Answer",
+    "BadTarget",
+    "ConnectFailed",
+    "ConnectionLost",
+    "ProtocolError",
+    "PushTransport",
+    "header_block",
+    "request_target",
+]
 
 # What an endpoint may hold, since its path goes on the request line as it is: visible ASCII
 # only, so nothing can end the line or start a header. The API checks endpoints with it when a
 # reader subscribes; the sender checks each request target again.
 SENDABLE_URL = re.compile(r"[\x21-\x7e]+")
-MAX_ERROR_BODY = 1024  # enough of an error answer for its reason; the rest is not read
+DNS_TTL = 300.0  # seconds an origin's resolved addresses are used for new connections
 
 
 class BadTarget(ValueError):
     """The endpoint's path cannot be sent as an HTTP request target."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
-    body: bytes  # at most MAX_ERROR_BODY bytes
+class ConnectFailed(OSError):
+    """No connection to the push service could be opened; `cause` says why."""
+
+    def __init__(self, origin: str, cause: BaseException):
+        super().__init__(f"{origin}: {cause or type(cause).__name__}")
+        self.cause = cause
 
 
-@dataclass(frozen=True)
-class Route:
-    """One push-service origin: aiohttp's pool key for it (host, port, TLS) and its Host line."""
-
-    pool_key: ClientRequest
-    host_line: bytes
+class ConnectionLost(ConnectionError):
+    """The push service closed the connection before its answer was in."""
 
 
 def request_target(endpoint: str, origin: str) -> str:
@@ -58,74 +73,6 @@ def request_target(endpoint: str, origin: str) -> str:
     return target
 
 
-class PushTransport:
-    def __init__(
-        self,
-        connector: aiohttp.TCPConnector,
-        *,
-        connect_timeout: float,
-        total_timeout: float,
-    ):
-        self.connector = connector
-        self.total_timeout = total_timeout
-        self._connect_timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout)
-        self._routes: dict[str, Route] = {}
-
-    def route(self, origin: str) -> Route:
-        route = self._routes.get(origin)
-        if route is None:
-            url = URL(origin)
-            pool_key = ClientRequest("POST", url, loop=asyncio.get_running_loop())
-            host_line = f"Host: {url.raw_authority}\r\n".encode("ascii")
-            route = Route(pool_key, host_line)
-            self._routes[origin] = route
-        return route
-
-    async def post(self, route: Route, target: str, head: bytes, body: bytes) -> Answer:
-        """POST `body` to `target` at `route`; `head` is the header lines after Host.
-
-        Raises aiohttp.ClientError, OSError or TimeoutError when no answer came; a connection
-        that failed or whose answer was not read to its end is closed, never pooled again.
-        """
-        async with asyncio.timeout(self.total_timeout):
-            conn = await self.connector.connect(route.pool_key, [], self._connect_timeout)
-            try:
-                answer = await self._exchange(conn, route, target, head, body)
-            except BaseException:
-                conn.close()
-                raise
-            conn.release()  # aiohttp closes it instead when the answer asked or was not read
-            return answer
-
-    async def _exchange(
-        self,
-        conn: aiohttp.connector.Connection,
-        route: Route,
-        target: str,
-        head: bytes,
-        body: bytes,
-    ) -> Answer:
-        protocol, transport = conn.protocol, conn.transport
-        if protocol is None or transport is None:
-            raise aiohttp.ServerDisconnectedError()
-        protocol.set_response_params(read_until_eof=False, auto_decompress=False)
-        transport.write(
-            b"POST %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s"
-            % (target.encode("ascii"), route.host_line, head, len(body), body)
-        )
-        while True:
-            message, payload = await protocol.read()
-            if not 100 <= message.code < 200:  # skip interim answers
-                break
-        answer = b""
-        while len(answer) < MAX_ERROR_BODY and not payload.at_eof():
-            answer += await payload.read(MAX_ERROR_BODY - len(answer))
-        return Answer(message.code, message.headers, answer)
-
-    async def close(self) -> None:
-        await self.connector.close()
-
-
 def header_block(headers: Mapping[str, str]) -> bytes:
     """Header lines as they go on the wire; values are ours (checked when the alert was
     prepared), and a line break in any of them is refused rather than sent."""
@@ -135,3 +82,285 @@ def header_block(headers: Mapping[str, str]) -> bytes:
             raise ValueError(f"header {name!r} has a line break")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("latin-1")
+
+
+class PushConnection(asyncio.Protocol):
+    """One connection to a push service, carrying one request at a time."""
+
+    def __init__(self, on_idle_lost: Callable[[PushConnection], None]):
+        self._on_idle_lost = on_idle_lost
+        self._transport: asyncio.Transport | None = None
+        self._reader = AnswerReader()
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.idle = False
+
+    # asyncio's callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, hence a cast, not a check
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self.close()  # bytes nobody asked for: this connection is out of step
+            return
+        try:
+            answer = self._reader.feed(data)
+        except ProtocolError as exc:
+            self._settle(exc)
+            return
+        if answer is not None:
+            self._settle(answer)
+
+    def eof_received(self) -> bool:
+        answer = self._reader.feed_eof()
+        if answer is not None:
+            self._settle(answer)
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._settle(ConnectionLost("the push service closed the connection"))
+        if self.idle:
+            self.idle = False
+            self._on_idle_lost(self)
+
+    # the pool's side
+    def exchange(self, request: bytes, timeout: float) -> asyncio.Future[Answer]:
+        """Send one request; the future is the answer, or the error that stood in for it."""
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        self._reader.reset()
+        waiter = self._waiter = loop.create_future()
+        self._timer = loop.call_later(timeout, self._time_out)
+        self._transport.write(request)
+        return waiter
+
+    @property
+    def closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self._reader.reusable
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+        self._settle(ConnectionLost("connection closed"))
+
+    def _time_out(self) -> None:
+        self._timer = None
+        self._settle(TimeoutError("no answer in time"))
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _settle(self, result: Answer | BaseException) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return
+        if isinstance(result, BaseException):
+            waiter.set_exception(result)
+        else:
+            waiter.set_result(result)
+
+
+class OriginPool:
+    """The connections to one origin, at most `limit` of them, each carrying one request.
+
+    A request takes an idle connection when there is one, opens a new one while under the
+    limit, and otherwise waits its turn; so the pool is also the bound on requests in flight
+    to that origin.
+    """
+
+    def __init__(self, origin: str, limit: int, ssl_context: ssl.SSLContext | None):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) origin: {origin}")
+        self.origin = origin
+        self.hostname = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl = ssl_context if parts.scheme == "https" else None
+        self.host_line = f"Host: {parts.netloc}\r\n".encode("ascii")
+        self.limit = limit
+        self.size = 0  # connections open or opening
+        self._idle: list[PushConnection] = []
+        self._open: set[PushConnection] = set()
+        self._waiters: collections.deque[asyncio.Future[PushConnection | None]] = (
+            collections.deque()
+        )
+        self.addresses: list[tuple[str, int, int]] = []
+        self.resolved_until = 0.0
+
+    def take_idle(self) -> PushConnection | None:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()  # the most recently used: least likely to have timed out
+            if not conn.closed and not conn.closing:
+                conn.idle = False
+                return conn
+        return None
+
+    async def wait_turn(self) -> PushConnection | None:
+        """An idle connection handed over, or None: a new one may be opened."""
+        if self.size < self.limit:
+            self.size += 1
+            return None
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(waiter.result(), reusable=True)
+            raise
+
+    def give_back(self, conn: PushConnection | None, reusable: bool) -> None:
+        """A request is over: its connection goes to the next waiter, or idle, or is closed.
+        `conn` None: a connection that was never opened."""
+        if conn is not None and reusable and conn.reusable:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(conn)
+                    return
+            conn.idle = True
+            self._idle.append(conn)
+            return
+        if conn is not None:
+            conn.close()
+            self._open.discard(conn)
+        self._free_slot()
+
+    def opened(self, conn: PushConnection) -> None:
+        self._open.add(conn)
+
+    def idle_lost(self, conn: PushConnection) -> None:
+        """An idle connection was closed by the push service (its keep-alive ran out)."""
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+        self._open.discard(conn)
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # its turn: it opens a connection in this slot
+                return
+        self.size -= 1
+
+    def close(self) -> None:
+        """Closes every connection, idle or carrying a request (which then fails)."""
+        for conn in list(self._open):
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
+
+
+class PushTransport:
+    def __init__(
+        self,
+        resolver: AbstractResolver,
+        *,
+        per_origin: int,
+        connect_timeout: float,
+        total_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        self.resolver = resolver
+        self.per_origin = per_origin
+        self.connect_timeout = connect_timeout
+        self.total_timeout = total_timeout
+        self.ssl_context = ssl_context or default_ssl_context()
+        self._pools: dict[str, OriginPool] = {}
+
+    def pool(self, origin: str) -> OriginPool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = OriginPool(origin, self.per_origin, self.ssl_context)
+        return pool
+
+    async def post(self, origin: str, target: str, head: bytes, body: bytes) -> Answer:
+        """POST `body` to `target` at `origin`; `head` is the header lines after Host.
+
+        Raises ConnectFailed, ConnectionLost, ProtocolError or TimeoutError when no answer came.
+        Waiting for a free connection is not timed; connecting and the exchange together are.
+        """
+        pool = self.pool(origin)
+        conn = pool.take_idle()
+        started = time.monotonic()
+        if conn is None:
+            conn = await pool.wait_turn()
+            started = time.monotonic()
+            if conn is None:
+                try:
+                    conn = await self._connect(pool)
+                except BaseException:
+                    pool.give_back(None, reusable=False)
+                    raise
+        request = b"POST %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+            target.encode("ascii"),
+            pool.host_line,
+            head,
+            len(body),
+            body,
+        )
+        remaining = self.total_timeout - (time.monotonic() - started)
+        answered = False
+        try:
+            answer = await conn.exchange(request, max(remaining, 0.001))
+            answered = True
+            return answer
+        finally:
+            pool.give_back(conn, reusable=answered)
+
+    async def _connect(self, pool: OriginPool) -> PushConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                last_error: BaseException = OSError("no address")
+                for host, port, family in await self._addresses(pool):
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: PushConnection(pool.idle_lost),
+                            host,
+                            port,
+                            family=family,
+                            ssl=pool.ssl,
+                            server_hostname=pool.hostname if pool.ssl else None,
+                        )
+                        pool.opened(conn)
+                        return conn
+                    except OSError as exc:
+                        last_error = exc
+                raise last_error
+        except (OSError, TimeoutError) as exc:
+            raise ConnectFailed(pool.origin, exc) from exc
+
+    async def _addresses(self, pool: OriginPool) -> list[tuple[str, int, int]]:
+        if time.monotonic() >= pool.resolved_until:
+            found = await self.resolver.resolve(pool.hostname, pool.port, socket.AF_UNSPEC)
+            pool.addresses = [(r["host"], r["port"], r["family"]) for r in found]
+            pool.resolved_until = time.monotonic() + DNS_TTL
+        return pool.addresses
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        await self.resolver.close()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The system's trust store, host names checked, HTTP/1.1 offered in ALPN."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
