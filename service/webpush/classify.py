@@ -36,10 +36,16 @@ class Verdict:
     slow_origin: bool = False  # the whole push-service origin should wait
 
 
+# The answers that mean delivered, each with its one verdict: made once, not per message.
+DELIVERED = {status: Verdict(Result.DELIVERED, f"HTTP {status}") for status in (201, 202, 200, 204)}
+
+
 def classify(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
-    """`headers` should be case-insensitive (aiohttp's are): `retry-after` counts too."""
-    if status in (201, 202, 200, 204):
-        return Verdict(Result.DELIVERED, f"HTTP {status}")
+    """`headers` should be case-insensitive: `retry-after` counts too. (A caller whose headers
+    cost something to build can look the status up in DELIVERED first.)"""
+    delivered = DELIVERED.get(status)
+    if delivered is not None:
+        return delivered
     reason = service_reason(body) or f"HTTP {status}"
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status in (404, 410):

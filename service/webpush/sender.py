@@ -22,7 +22,7 @@ from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 
 from ..metrics import MESSAGES, RETRIES, SEND_SECONDS
-from .classify import Result, Verdict, classify
+from .classify import DELIVERED, Result, Verdict, classify
 from .crypto import encrypt
 from .payload import Message, build_payload
 from .transport import (
@@ -182,6 +182,7 @@ class SenderOptions:
     ssl_context: ssl.SSLContext | None = None  # None: the system's trust store
 
 
+NOT_SENT = Verdict(Result.FAILED, "not sent")
 # No usable answer: the connection broke (ConnectionLost is an OSError), or it was not HTTP.
 NETWORK_ERRORS = (ProtocolError, OSError)
 
@@ -257,13 +258,14 @@ class Sender:
             path = request_target(target.endpoint, origin)
         except BadTarget as exc:
             return Outcome(Result.REJECTED, str(exc), origin=origin)
-        loop_started = time.time()
-        wait_limit = loop_started + (max_wait if max_wait is not None else message.ttl)
+        now = time.time()
+        wait_limit = now + (max_wait if max_wait is not None else message.ttl)
         attempt = 0
-        verdict = Verdict(Result.FAILED, "not sent")
+        verdict = NOT_SENT
         status: int | None = None
         while True:
-            now = time.time()
+            if attempt:
+                now = time.time()
             if state.paused_until > now:
                 if state.paused_until > min(wait_limit, message.expires_at):
                     return self._later(
@@ -314,7 +316,10 @@ class Sender:
         self.requests += 1
         try:
             answer = await self.transport.post(origin, path, head, body)
-            return answer.status, classify(answer.status, answer.headers, answer.body)
+            status = answer.status
+            # A delivered answer's headers are never read, so never built.
+            verdict = DELIVERED.get(status) or classify(status, answer.headers, answer.body)
+            return status, verdict
         except ConnectFailed as exc:
             if isinstance(exc.cause, BlockedAddress):
                 return None, Verdict(Result.REJECTED, str(exc.cause))
