@@ -84,3 +84,25 @@ def test_planner_cuts_contiguous_ranges():
     assert split(0, 2500, 1000) == [(0, 1000), (1000, 2000), (2000, 2500)]
     assert split(41, 42, 1000) == [(41, 42)]
     assert split(5, 5) == []
+
+
+@pytest.mark.parametrize(
+    "lo, hi, width, shards",
+    [
+        (0, 0, 1000, 0),
+        (0, 1, 1000, 1),
+        (0, 1000, 1000, 1),
+        (0, 1001, 1000, 2),
+        (0, 100_000, 1000, 100),
+        (0, 1_000_000, 1000, 256),
+        (7, 1_000_007, 1000, 256),
+        (0, 10, 3, 4),
+    ],
+)
+def test_shards_cover_the_range_once_and_are_capped(lo, hi, width, shards):
+    from service.fanout.planner import MAX_SHARDS, split
+
+    ranges = split(lo, hi, width)
+    assert len(ranges) == shards <= MAX_SHARDS
+    covered = [n for a, b in ranges for n in range(a + 1, b + 1)]
+    assert covered == list(range(lo + 1, hi + 1))  # every id once, in order
