@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from service.webpush.classify import Result
 from service.webpush.sender import GuardedResolver, Sender, Target
@@ -338,3 +340,43 @@ def test_the_transport_works_on_uvloop_as_the_workers_run_it():
 
     statuses, connections = uvloop.run(exchange())
     assert statuses == [201] * 6 and connections == 2
+
+
+class ListResolver(AbstractResolver):
+    """Resolves every name to the given loopback addresses, in this order."""
+
+    def __init__(self, hosts: list[str]):
+        self.hosts = hosts
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):  # type: ignore[override]
+        return [
+            ResolveResult(hostname=host, host=h, port=port, family=socket.AF_INET, proto=0, flags=0)
+            for h in self.hosts
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_address_that_never_answers_does_not_stall_the_connect(raw_server):
+    """Happy eyeballs: the first address swallows connection attempts (its accept queue is
+    full), the second answers; the request goes through the second well within the connect
+    timeout instead of spending all of it on the first."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.2", raw_server.port))
+    silent.listen(0)
+    # A backlog of 0 holds one connection; with it taken, the kernel drops further SYNs.
+    queued = [socket.create_connection(("127.0.0.2", raw_server.port), timeout=1)]
+    transport = PushTransport(
+        ListResolver(["127.0.0.2", "127.0.0.1"]), per_origin=2, connect_timeout=3, total_timeout=5
+    )
+    try:
+        started = time.monotonic()
+        answer = await transport.post(f"http://push.test:{raw_server.port}", "/a", HEAD, b"1")
+        elapsed = time.monotonic() - started
+    finally:
+        await transport.close()
+        for sock in [silent, *queued]:
+            sock.close()
+    assert answer.status == 201 and raw_server.requests[0].startswith(b"POST /a HTTP/1.1")
+    assert elapsed < 2  # not the 3 s connect timeout
