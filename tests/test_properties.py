@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,7 +98,8 @@ def endpoint_verdict_whole_url(value: str, settings: Settings) -> bool:
         parts.port  # noqa: B018
     except ValueError:
         return False
-    if not host or parts.username or parts.password or parts.fragment:
+    # Any "@" in the authority is userinfo, and any "#" a fragment, even an empty one
+    if not host or "@" in parts.netloc or "#" in value:
         return False
     if settings.allow_http_endpoints and is_loopback(host) and parts.scheme in ("http", "https"):
         return True
@@ -140,3 +142,17 @@ def test_endpoint_check_by_cached_origin_matches_whole_url_check(pieces, allow_h
         assert exc.status == 400 and exc.field == "subscription.endpoint"
         accepted = False
     assert accepted == endpoint_verdict_whole_url(value, config)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://fcm.googleapis.com/fcm/send/x#",
+        "https://@fcm.googleapis.com/x",
+        "https://:@fcm.googleapis.com/x",
+    ],
+)
+def test_empty_fragments_and_credentials_are_refused_too(endpoint):
+    """An origin with an empty userinfo would be a wrong Host and VAPID audience."""
+    with pytest.raises(ApiError):
+        parse_endpoint(endpoint, Settings())

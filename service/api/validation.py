@@ -84,7 +84,7 @@ def origin_problem(origin: str, allow_http: bool, push_hosts: tuple[str, ...]) -
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         return "is not a valid URL"
-    if not host or parts.username or parts.password:
+    if not host or "@" in parts.netloc:  # credentials, even empty ones: no push service has them
         return NOT_ABSOLUTE
     if allow_http and is_loopback(host) and parts.scheme in ("http", "https"):
         return None

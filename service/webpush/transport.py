@@ -349,6 +349,8 @@ class PushTransport:
     async def _addresses(self, pool: OriginPool) -> list[AddrInfoType]:
         if time.monotonic() >= pool.resolved_until:
             found = await self.resolver.resolve(pool.hostname, pool.port, socket.AF_UNSPEC)
+            if not found:
+                raise OSError(f"{pool.hostname} has no address")
             pool.addresses = [
                 (
                     r["family"],
