@@ -92,11 +92,30 @@ async def raw_server():
     await server.stop()
 
 
+def loopback_transport(per_origin: int = 8, total_timeout: float = 2) -> PushTransport:
+    return PushTransport(
+        GuardedResolver(allow_loopback=True),
+        per_origin=per_origin,
+        connect_timeout=2,
+        total_timeout=total_timeout,
+    )
+
+
+async def post_together(origin: str, count: int, per_origin: int) -> list[int]:
+    """`count` requests at once through a transport of at most `per_origin` connections."""
+    transport = loopback_transport(per_origin, total_timeout=5)
+    try:
+        answers = await asyncio.gather(
+            *(transport.post(origin, f"/{n}", HEAD, b"x") for n in range(count))
+        )
+    finally:
+        await transport.close()
+    return [answer.status for answer in answers]
+
+
 @pytest.fixture
 async def transport():
-    transport = PushTransport(
-        GuardedResolver(allow_loopback=True), per_origin=8, connect_timeout=2, total_timeout=2
-    )
+    transport = loopback_transport()
     yield transport
     await transport.close()
 
@@ -213,9 +232,7 @@ def test_header_block_refuses_line_breaks():
 
 async def test_a_request_with_no_answer_times_out_and_frees_its_connection(raw_server):
     raw_server.answer = lambda n: [30.0] if n == 1 else CREATED  # the first one never answers
-    transport = PushTransport(
-        GuardedResolver(allow_loopback=True), per_origin=1, connect_timeout=2, total_timeout=0.3
-    )
+    transport = loopback_transport(per_origin=1, total_timeout=0.3)
     try:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
@@ -249,16 +266,7 @@ async def test_requests_in_flight_to_one_origin_stay_within_the_pool(raw_server)
         in_flight -= 1
 
     raw_server.before_answer = slow_answer
-    transport = PushTransport(
-        GuardedResolver(allow_loopback=True), per_origin=3, connect_timeout=2, total_timeout=5
-    )
-    try:
-        answers = await asyncio.gather(
-            *(transport.post(raw_server.origin, f"/{n}", HEAD, b"x") for n in range(20))
-        )
-    finally:
-        await transport.close()
-    assert [a.status for a in answers] == [201] * 20
+    assert await post_together(raw_server.origin, 20, per_origin=3) == [201] * 20
     assert peak == 3 and raw_server.connections == 3
 
 
@@ -326,17 +334,11 @@ def test_the_transport_works_on_uvloop_as_the_workers_run_it():
 
     async def exchange() -> tuple[list[int], int]:
         server = await RawServer().start()
-        transport = PushTransport(
-            GuardedResolver(allow_loopback=True), per_origin=2, connect_timeout=2, total_timeout=2
-        )
         try:
-            answers = await asyncio.gather(
-                *(transport.post(server.origin, f"/{n}", HEAD, b"x") for n in range(6))
-            )
+            statuses = await post_together(server.origin, 6, per_origin=2)
         finally:
-            await transport.close()
             await server.stop()
-        return [a.status for a in answers], server.connections
+        return statuses, server.connections
 
     statuses, connections = uvloop.run(exchange())
     assert statuses == [201] * 6 and connections == 2

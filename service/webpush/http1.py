@@ -4,7 +4,7 @@ Why our own: a push request needs the status, a few headers (Retry-After) and at
 kilobyte of an error body. aiohttp's client builds a parser, a stream and a response object
 per request for that; measured against nginx on loopback, its connector, response handler and
 parser cost about 37 µs of CPU a request, and this reader with the transport around it about
-21 (README, Performance). It is strict where laxness would be a risk (a status line, CRLF line
+20 (README, Performance). It is strict where laxness would be a risk (a status line, CRLF line
 ends, one Content-Length, a bounded head), and tested with answers cut at every byte.
 """
 
