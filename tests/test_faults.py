@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import POSTGRES_URL
 from tests.newsroom import counts_add_up
+from tests.test_webpush import fast_options, keyring  # noqa: F401 - fixture
 
 READERS = 1500
 
@@ -204,3 +205,36 @@ async def test_a_cancel_meeting_a_checkpoint_waits_instead_of_deadlocking(databa
     finally:
         await checkpoint.close()
         await store.close()
+
+
+async def test_a_worker_whose_first_listen_fails_polls_and_listens_later(tmp_path, keyring):  # noqa: F811
+    """The database may be restarting (or closing) just as a worker starts: it must not die."""
+    from service.fanout.worker import FanoutWorker, WorkerOptions
+    from service.store.sqlite import SQLiteStore
+    from service.webpush.sender import Sender
+
+    class DeafAtFirst(SQLiteStore):
+        listens = 0
+
+        async def listen_for_alerts(self, wake):
+            self.listens += 1
+            if self.listens == 1:
+                raise OSError("the database system is starting up")
+
+    store = await DeafAtFirst.open(tmp_path / "pushdesk.db")
+    await store.migrate()
+    sender = Sender(keyring, fast_options())
+    worker = FanoutWorker(store, sender, WorkerOptions(poll_interval=0.02))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(100):
+            if store.listens >= 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)  # ends cleanly: no error kept from the failed listen
+        await sender.close()
+        await store.close()
+    assert store.listens == 2

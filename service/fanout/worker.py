@@ -91,6 +91,7 @@ class FanoutWorker:
         self.options = options or WorkerOptions()
         self.owner = owner or new_owner_id()
         self.wake_event = asyncio.Event()
+        self._listening = False
         self._contexts: dict[int, AlertContext] = {}
 
     def wake(self) -> None:
@@ -101,8 +102,10 @@ class FanoutWorker:
         """Work until `stop` is set; then finish the batch in flight and hand the shard back."""
         log.info("worker %s started", self.owner)
         self.sender.warm_up()
-        await self.store.listen_for_alerts(self.wake)
+        await self._listen()
         while not stop.is_set():
+            if not self._listening:
+                await self._listen()
             try:
                 idle = 0.0 if await self.run_once(stop) else await self._idle_wait()
             except asyncio.CancelledError:
@@ -114,6 +117,16 @@ class FanoutWorker:
                 await _wait_either(stop, self.wake_event, idle)
             self.wake_event.clear()
         log.info("worker %s stopped", self.owner)
+
+    async def _listen(self) -> None:
+        """Be told of new alerts. Until that works (the database is restarting, or closing
+        under us) the worker polls every `poll_interval`, and tries again each round."""
+        try:
+            await self.store.listen_for_alerts(self.wake)
+        except Exception as exc:
+            log.warning("worker %s: not told of new alerts yet (%s); polling", self.owner, exc)
+            return
+        self._listening = True
 
     async def _idle_wait(self) -> float:
         due = await self.store.next_due_time()
