@@ -382,3 +382,19 @@ async def test_an_address_that_never_answers_does_not_stall_the_connect(raw_serv
             sock.close()
     assert answer.status == 201 and raw_server.requests[0].startswith(b"POST /a HTTP/1.1")
     assert elapsed < 2  # not the 3 s connect timeout
+
+
+async def test_a_connection_idle_too_long_is_not_reused(raw_server, transport, monkeypatch):
+    """Between alerts a middlebox may have dropped an idle connection silently: past MAX_IDLE
+    a new one is opened rather than risking a request that waits out the timeout."""
+    from service.webpush import transport as module
+
+    monkeypatch.setattr(module, "MAX_IDLE", 0.05)
+    for path in ("/a", "/b"):  # back to back: one connection
+        assert (await transport.post(raw_server.origin, path, HEAD, b"1")).status == 201
+    await asyncio.sleep(0.1)
+    statuses = await asyncio.gather(
+        *(transport.post(raw_server.origin, f"/{n}", HEAD, b"2") for n in range(3))
+    )
+    assert statuses and all(answer.status == 201 for answer in statuses)
+    assert raw_server.connections == 4  # the stale one closed, three new ones

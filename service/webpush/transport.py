@@ -48,6 +48,10 @@ __all__ = [
 SENDABLE_URL = re.compile(r"[\x21-\x7e]+")
 DNS_TTL = 300.0  # seconds an origin's resolved addresses are used for new connections
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
+# A connection idle longer is closed rather than reused (aiohttp's keep-alive default): between
+# alerts, a NAT or firewall may have dropped it without a word, and a request on it would wait
+# out the whole timeout before being retried.
+MAX_IDLE = 15.0
 
 
 class BadTarget(ValueError):
@@ -97,7 +101,7 @@ class PushConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
-        self.idle = False
+        self.idle_since: float | None = None  # when it went back to the pool; None while in use
 
     # asyncio's callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,8 +130,8 @@ class PushConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._settle(ConnectionLost("the push service closed the connection"))
-        if self.idle:
-            self.idle = False
+        if self.idle_since is not None:
+            self.idle_since = None
             self._on_idle_lost(self)
 
     # the pool's side
@@ -203,12 +207,18 @@ class OriginPool:
         self.resolved_until = 0.0
 
     def take_idle(self) -> PushConnection | None:
+        """The most recently used idle connection, if one is open and was used lately."""
         idle = self._idle
+        now = time.monotonic()
         while idle:
-            conn = idle.pop()  # the most recently used: least likely to have timed out
-            if not conn.closed and not conn.closing:
-                conn.idle = False
-                return conn
+            conn = idle.pop()
+            if conn.closed or conn.closing:
+                continue  # the push service closed it: its connection_lost frees the slot
+            if now - (conn.idle_since or now) > MAX_IDLE:
+                conn.close()  # and so are all below it, older still; their slots free alike
+                continue
+            conn.idle_since = None
+            return conn
         return None
 
     async def wait_turn(self) -> PushConnection | None:
@@ -234,7 +244,7 @@ class OriginPool:
                 if not waiter.done():
                     waiter.set_result(conn)
                     return
-            conn.idle = True
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
             return
         if conn is not None:
