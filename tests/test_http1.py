@@ -4,7 +4,7 @@ RFC 9112, and what is not HTTP/1.1 is refused rather than guessed at."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.webpush.http1 import MAX_ERROR_BODY, MAX_HEAD, AnswerReader, ProtocolError
@@ -170,3 +170,89 @@ def test_the_same_content_length_twice_is_accepted():
     reader = AnswerReader()
     answer = reader.feed(b"HTTP/1.1 410 Gone\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nno")
     assert answer is not None and answer.body == b"no" and reader.reusable
+
+
+# -- against h11, an independent HTTP/1.1 implementation ----------------------------------------
+@st.composite
+def answers(draw) -> tuple[bytes, str]:
+    """A push service's answer as bytes, and how its body is framed."""
+    version = draw(st.sampled_from(["1.1", "1.1", "1.0"]))
+    status = draw(st.sampled_from([200, 201, 202, 204, 400, 404, 410, 413, 429, 500, 503]))
+    framing = "length" if status == 204 else draw(st.sampled_from(["length", "chunked", "close"]))
+    if version == "1.0" and framing == "chunked":
+        framing = "length"
+    body = b"" if status == 204 else draw(st.binary(max_size=3000))
+    fields = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    ("Retry-After", "30"),
+                    ("content-type", "application/json"),
+                    ("X-Request-Id", " a b\t"),
+                    ("SERVER", "push"),
+                ]
+            ),
+            max_size=4,
+        )
+    )
+    if draw(st.booleans()):
+        fields.append(("Connection", draw(st.sampled_from(["close", "keep-alive", "Close"]))))
+    interim = draw(st.lists(st.sampled_from([100, 103]), max_size=2)) if version == "1.1" else []
+    head = b"".join(b"HTTP/1.1 %d Continue\r\n\r\n" % code for code in interim)
+    head += f"HTTP/{version} {status} Whatever\r\n".encode()
+    if framing == "length":
+        fields.append(("Content-Length", str(len(body))))
+    elif framing == "chunked":
+        fields.append(("Transfer-Encoding", "chunked"))
+        cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(body) - 1)), max_size=5))))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p) + b"0\r\n\r\n"
+    head += b"".join(f"{name}: {value}\r\n".encode() for name, value in fields) + b"\r\n"
+    return head + body, framing
+
+
+def read_with_h11(raw: bytes, framing: str) -> tuple[int, bytes, str | None, bool]:
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("Host", "push.example"), ("Content-Length", "0")]
+    conn.send(h11.Request(method="POST", target="/", headers=headers))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(raw)
+    if framing == "close":
+        conn.receive_data(b"")
+    status, body, retry_after = 0, b"", None
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.Response):
+            status = event.status_code
+            retry_after = dict(event.headers).get(b"retry-after", b"").decode() or None
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            return status, body, retry_after, conn.their_state is h11.DONE
+        elif event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+            raise AssertionError(f"h11 found no whole answer: {event}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(answers(), st.lists(st.integers(0, 4000), max_size=8))
+def test_answers_read_as_h11_reads_them(answer, cuts):
+    raw, framing = answer
+    status, body, retry_after, keep_alive = read_with_h11(raw, framing)
+    reader = AnswerReader()
+    ours, fed = None, 0
+    for cut in [*sorted(c for c in set(cuts) if 0 < c < len(raw)), len(raw)]:
+        ours = reader.feed(raw[fed:cut])
+        fed = cut
+        if ours is not None:
+            break
+    if ours is None and framing == "close":
+        ours = reader.feed_eof()
+    assert ours is not None
+    assert ours.status == status and ours.body == body[:MAX_ERROR_BODY]
+    assert ours.headers.get("Retry-After") == retry_after
+    if framing == "close" or fed < len(raw):  # read to the close, or answered before its end
+        assert not reader.reusable
+    else:
+        assert reader.reusable is keep_alive
