@@ -102,7 +102,6 @@ class FanoutWorker:
         """Work until `stop` is set; then finish the batch in flight and hand the shard back."""
         log.info("worker %s started", self.owner)
         self.sender.warm_up()
-        await self._listen()
         while not stop.is_set():
             if not self._listening:
                 await self._listen()

@@ -109,11 +109,11 @@ class AnswerReader:
             elif state == _UNTIL_CLOSE:
                 self._keep(self._buffer)
                 self._buffer = b""
-                return self._answer(complete=False) if self._full() else None
+                return self._partial()
             elif self._read_chunked():  # the last chunk and the trailers are in
                 return self._answer(complete=True)
             else:
-                return self._answer(complete=False) if self._full() else None
+                return self._partial()
 
     def feed_eof(self) -> Answer | None:
         """The peer closed: an answer read until the close ends here; any other is cut short."""
@@ -189,7 +189,7 @@ class AnswerReader:
         self._keep(buffer)
         self._remaining = remaining - len(buffer)
         self._buffer = b""
-        return self._answer(complete=False) if self._full() else None
+        return self._partial()
 
     def _read_chunked(self) -> bool:
         """Reads chunks; True when the last chunk and the trailers are in."""
@@ -230,8 +230,9 @@ class AnswerReader:
         if room > 0 and data:
             self._body += data[:room]
 
-    def _full(self) -> bool:
-        return len(self._body) >= MAX_ERROR_BODY
+    def _partial(self) -> Answer | None:
+        """The answer before its end, once as much of its body as is kept is in."""
+        return self._answer(complete=False) if len(self._body) >= MAX_ERROR_BODY else None
 
     def _answer(self, *, complete: bool) -> Answer:
         answer = Answer(self._status, self._fields, self._body)

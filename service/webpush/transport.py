@@ -308,17 +308,18 @@ class PushTransport:
         Waiting for a free connection is not timed; connecting and the exchange together are.
         """
         pool = self.pool(origin)
+        timeout = self.total_timeout
         conn = pool.take_idle()
-        started = time.monotonic()
         if conn is None:
             conn = await pool.wait_turn()
-            started = time.monotonic()
             if conn is None:
+                started = time.monotonic()
                 try:
                     conn = await self._connect(pool)
                 except BaseException:
                     pool.give_back(None, reusable=False)
                     raise
+                timeout -= time.monotonic() - started
         request = b"POST %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
             target.encode("ascii"),
             pool.host_line,
@@ -326,10 +327,9 @@ class PushTransport:
             len(body),
             body,
         )
-        remaining = self.total_timeout - (time.monotonic() - started)
         answered = False
         try:
-            answer = await conn.exchange(request, max(remaining, 0.001))
+            answer = await conn.exchange(request, max(timeout, 0.001))
             answered = True
             return answer
         finally:
@@ -362,16 +362,9 @@ class PushTransport:
             if not found:
                 raise OSError(f"{pool.hostname} has no address")
             pool.addresses = [
-                (
-                    r["family"],
-                    socket.SOCK_STREAM,
-                    socket.IPPROTO_TCP,
-                    "",
-                    (r["host"], r["port"], 0, 0)
-                    if r["family"] == socket.AF_INET6
-                    else (r["host"], r["port"]),
-                )
+                info
                 for r in found
+                for info in aiohappyeyeballs.addr_to_addr_infos((r["host"], r["port"])) or []
             ]
             pool.resolved_until = time.monotonic() + DNS_TTL
         return pool.addresses
