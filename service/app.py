@@ -14,7 +14,15 @@ from .api import setup_api
 from .api.errors import error_middleware
 from .api.http import cors_middleware, security_headers
 from .api.ratelimit import rate_limit_middleware
-from .api.state import CURRENT_KEYS, KEYRING, SETTINGS, STORE, WAKE_WORKERS, WORKER_COUNT
+from .api.state import (
+    CURRENT_KEYS,
+    KEYRING,
+    SETTINGS,
+    STORE,
+    WAKE_WORKERS,
+    WORKER_COUNT,
+    WORKERS_READY,
+)
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
 from .store import Store, open_store
@@ -50,6 +58,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app[RUNTIME] = runtime or Runtime(worker=worker_options(settings))
     app[WAKE_WORKERS] = lambda: None
     app[WORKER_COUNT] = lambda: 0
+    app[WORKERS_READY] = lambda: True
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
     app.cleanup_ctx.append(_embedded_worker)
@@ -122,6 +131,7 @@ async def _worker_processes(app: web.Application) -> AsyncIterator[None]:
     await processes.start()
     app[WAKE_WORKERS] = processes.wake
     app[WORKER_COUNT] = processes.alive
+    app[WORKERS_READY] = processes.ready
     try:
         yield
     finally:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -234,16 +235,28 @@ def with_store(settings: Settings, action: Callable[[Store], Awaitable[Any]]) ->
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from .app import Runtime, create_app, worker_options
-
     setup_logging(settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers if args.workers is not None else settings.workers
+    metrics_dir = None
     if workers:  # worker processes write their counters where /metrics reads them
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushdesk-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="pushdesk-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _run_server(settings, args, host, port, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_server(
+    settings: Settings, args: argparse.Namespace, host: str, port: int, workers: int
+) -> int:
+    from aiohttp import web
+
+    from .app import Runtime, create_app, worker_options
+
     runtime = Runtime(
         worker=worker_options(settings),
         worker_processes=workers,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .webpush.vapid import subject_problem
+
 DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com",
     "updates.push.services.mozilla.com",
@@ -215,13 +217,18 @@ def _database(value: object) -> str:
 def _subject(value: object) -> str:
     subject = _text(value)
     if re.fullmatch(r"mailto:[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+", subject):
-        return subject
-    if subject.startswith("https://") and urlsplit(subject).hostname:
-        return subject
-    raise ValueError(
-        f"{subject!r} must be a mailto: address (no spaces or <>) or an https: URL; "
-        "Apple's and Mozilla's push services reject anything else"
-    )
+        pass
+    elif not (subject.startswith("https://") and urlsplit(subject).hostname):
+        raise ValueError(
+            f"{subject!r} must be a mailto: address (no spaces or <>) or an https: URL; "
+            "Apple's and Mozilla's push services reject anything else"
+        )
+    # The signer's own rule too: a subject it refuses would fail every signature, so every
+    # worker would crash at warm-up while the API looked ready.
+    problem = subject_problem(subject)
+    if problem:
+        raise ValueError(f"{subject!r}: {problem}")
+    return subject
 
 
 def _origin(value: str) -> str:

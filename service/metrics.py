@@ -33,6 +33,27 @@ SEND_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Each origin label is a time series per result and histogram bucket. A few push services
+# carry nearly every reader, but WNS alone spreads them over many hosts, and a subscription
+# can name any allowed host: past this many, origins share the label `other`.
+MAX_ORIGIN_LABELS = 32
+_origin_labels: set[str] = set()
+
+
+def origin_label(origin: str) -> str:
+    """The metric label for a push-service origin: its name while few are known, else
+    `other` (the first origins a worker meets are, in practice, the busy ones)."""
+    if origin in _origin_labels:
+        return origin
+    if len(_origin_labels) < MAX_ORIGIN_LABELS:
+        _origin_labels.add(origin)
+        return origin
+    return "other"
+
+
+def forget_origin_labels() -> None:
+    """Start naming origins afresh (tests, where every fake push service is a new origin)."""
+    _origin_labels.clear()
 
 
 class StoreSnapshot:

@@ -1,8 +1,12 @@
 """Worker processes beside the API (`pushdesk serve --workers N`).
 
-Each child is `pushdesk worker` with its own event loop and ClientSession. The API wakes them
+Each child is `pushdesk worker` with its own event loop and push transport. The API wakes them
 with SIGUSR1 the moment an alert is stored (no poll delay on SQLite; PostgreSQL also NOTIFYs),
-and a child that dies is started again.
+and a child that dies is started again, after a pause that grows while it keeps dying young.
+
+SIGUSR1's default action ends a process, so a child is signalled only once the kernel shows it
+catches SIGUSR1 (`SigCgt` in /proc): an alert stored while a worker is still starting does not
+kill it (it finds the alert on its first poll).
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ import contextlib
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
 
 log = logging.getLogger("pushdesk.supervisor")
-RESTART_DELAY = 1.0
+RESTART_DELAY = 1.0  # doubled for each exit in a row of a child that died young, up to...
+MAX_RESTART_DELAY = 60.0
+STEADY_AFTER = 10.0  # a child that ran this long was not failing to start
 
 
 class WorkerProcesses:
@@ -24,6 +32,9 @@ class WorkerProcesses:
         self.children: list[asyncio.subprocess.Process] = []
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._started: list[float] = []  # when each child was started
+        self._young_exits: list[int] = []  # each child's exits in a row before STEADY_AFTER
+        self._listening: set[int] = set()  # pids seen catching SIGUSR1
 
     def _command(self) -> list[str]:
         config = ["--config", self.config_file] if self.config_file else []
@@ -31,6 +42,8 @@ class WorkerProcesses:
 
     async def start(self) -> None:
         self.children = [await self._spawn() for _ in range(self.count)]
+        self._started = [time.monotonic()] * self.count
+        self._young_exits = [0] * self.count
         self._watch = asyncio.create_task(self._watch_children())
         log.info("started %d worker processes", self.count)
 
@@ -49,18 +62,47 @@ class WorkerProcesses:
                 return
             for waiter in done:
                 n = waiters[waiter]
-                log.error("worker process %d exited with %s; restarting", n, waiter.result())
-                await asyncio.sleep(RESTART_DELAY)
+                lived = time.monotonic() - self._started[n]
+                young = self._young_exits[n] + 1 if lived < STEADY_AFTER else 0
+                self._young_exits[n] = young
+                delay = min(MAX_RESTART_DELAY, RESTART_DELAY * 2 ** max(young - 1, 0))
+                log.error(
+                    "worker process %d exited with %s after %.1f s; restarting in %.0f s",
+                    n,
+                    waiter.result(),
+                    lived,
+                    delay,
+                )
+                await asyncio.sleep(delay)
                 self.children[n] = await self._spawn()
+                self._started[n] = time.monotonic()
 
     def alive(self) -> int:
         return sum(1 for child in self.children if child.returncode is None)
 
+    def ready(self) -> bool:
+        """Every child is running, and none is dying young over and over (for /readyz)."""
+        now = time.monotonic()
+        return all(
+            child.returncode is None
+            and (self._young_exits[n] == 0 or now - self._started[n] >= STEADY_AFTER)
+            for n, child in enumerate(self.children)
+        )
+
     def wake(self) -> None:
         for child in self.children:
-            if child.returncode is None:
+            if child.returncode is None and self._catches_wake(child.pid):
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signal.SIGUSR1)
+
+    def _catches_wake(self, pid: int) -> bool:
+        """Whether `pid` has its SIGUSR1 handler installed (then it keeps it for life)."""
+        if pid in self._listening:
+            return True
+        if catches_signal(pid, signal.SIGUSR1):
+            self._listening.add(pid)
+            return True
+        return False
 
     async def stop(self, grace: float = 10.0) -> None:
         """SIGTERM: each child finishes its batch in flight, hands its shard back and exits."""
@@ -79,3 +121,16 @@ class WorkerProcesses:
             except TimeoutError:
                 child.kill()
                 await child.wait()
+
+
+def catches_signal(pid: int, signum: int) -> bool:
+    """True when the kernel shows `pid` catching `signum` (Linux's /proc); False when it does
+    not, or when that cannot be told (then the worker's own poll finds new work)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False

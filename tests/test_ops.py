@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.state import STORE
 from service.logs import JsonFormatter
+from service.metrics import MAX_ORIGIN_LABELS, forget_origin_labels, origin_label
 
 
 async def test_healthz_and_readyz(desk):
@@ -18,7 +19,7 @@ async def test_healthz_and_readyz(desk):
     assert resp.status == 200
     assert await resp.json() == {
         "status": "ready",
-        "checks": {"database": True, "keys": True, "migrations": True},
+        "checks": {"database": True, "keys": True, "migrations": True, "workers": True},
     }
 
 
@@ -40,6 +41,7 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 async def test_metrics_after_an_alert(desk, push_service):
+    forget_origin_labels()  # earlier tests' fake push services took the named labels
     endpoints = await desk.readers(push_service, 30, ["breaking"])
     await desk.readers(push_service, 5, ["sport"])
     push_service.unsubscribe(endpoints[0])
@@ -75,3 +77,13 @@ def test_log_lines_are_json_with_the_alert_id():
     assert entry["message"] == "worker w1 finished shard 7" and entry["alert"] == "abc123"
     assert entry["level"] == "INFO" and entry["logger"] == "pushdesk.fanout"
     assert entry["time"].endswith("Z")
+
+
+def test_origin_labels_are_bounded():
+    """Readers may name many push-service hosts (WNS alone has many): metric labels stay
+    bounded, the rest counted as `other`."""
+    forget_origin_labels()
+    names = [origin_label(f"https://h{n}.notify.windows.com") for n in range(MAX_ORIGIN_LABELS + 5)]
+    assert len(set(names)) == MAX_ORIGIN_LABELS + 1 and names[-1] == "other"
+    assert origin_label("https://h0.notify.windows.com") == "https://h0.notify.windows.com"
+    forget_origin_labels()

@@ -11,7 +11,8 @@ import http_ece
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.webpush.classify import Result, parse_retry_after
+from service.webpush.breaker import BreakerOptions
+from service.webpush.classify import Result, classify, parse_retry_after
 from service.webpush.crypto import MAX_PLAINTEXT, encrypt
 from service.webpush.encoding import b64url_decode, b64url_encode
 from service.webpush.keys import P256_B, P256_PRIME, InvalidKey, on_p256_curve, parse_p256dh
@@ -134,10 +135,38 @@ def test_payload_shortens_body_first_then_title_and_never_the_url():
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("120", 120.0), ("0", 0.0), (None, None), ("soon", None), ("-1", None)]
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        (None, None),
+        ("soon", None),
+        ("-1", None),
+        ("²", None),  # str.isdigit() says yes, float() says no
+        ("١٢٠", None),  # Arabic-Indic digits: not delta-seconds either
+        ("9" * 5000, None),
+        ("99999999999", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT" * 100, None),
+        ("Mon, 99 Foo 99999 99:99:99 GMT", None),
+    ],
 )
 def test_retry_after_parsing(value, expected):
     assert parse_retry_after(value) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 1024,  # nests past the recursion limit
+        b'{"a":' * 300,
+        bytes(range(256)) * 8,
+        rb'{"reason": "\u0000\u001b[31mred"}',
+    ],
+)
+def test_hostile_error_bodies_classify_without_raising(body):
+    verdict = classify(400, {}, body)
+    assert verdict.result is Result.REJECTED
+    assert len(verdict.reason) <= 200 and verdict.reason.isprintable()
 
 
 def test_retry_after_http_date():
@@ -286,32 +315,131 @@ async def test_slow_service_times_out_and_is_retried(keyring, push_service):
     assert outcome.result is Result.DELIVERED and outcome.attempts == 2
 
 
-async def test_429_honours_retry_after_and_slows_only_that_origin(
-    sender, push_service, other_push_service, keyring
-):
+async def test_one_readers_429_is_retried_for_that_reader_only(sender, push_service, keyring):
+    """Apple's 429 means too many to this one device: its neighbours at the same push
+    service are not held up."""
     throttled, keys = push_service.subscribe()
     neighbour, neighbour_keys = push_service.subscribe()
-    elsewhere, elsewhere_keys = other_push_service.subscribe()
     push_service.script(throttled, (429, {"Retry-After": "1"}))
     started = time.monotonic()
     first = await sender.send(target_for(throttled, keys, keyring), message())
     assert first.result is Result.DELIVERED and first.attempts == 2
-    assert time.monotonic() - started >= 0.95
+    assert time.monotonic() - started >= 0.95  # the reader waited out its Retry-After
 
     push_service.script(throttled, (429, {"Retry-After": "1"}))
     throttled_task = asyncio.create_task(
         sender.send(target_for(throttled, keys, keyring), message())
     )
-    await asyncio.sleep(0.2)  # the 429 has arrived: the origin is paused for a second
+    await asyncio.sleep(0.2)  # the 429 has arrived
     started = time.monotonic()
-    other = await sender.send(target_for(elsewhere, elsewhere_keys, keyring), message())
-    other_took = time.monotonic() - started
     same = await sender.send(target_for(neighbour, neighbour_keys, keyring), message())
-    same_took = time.monotonic() - started
-    await throttled_task
-    assert other.result is same.result is Result.DELIVERED
-    assert other_took < 0.5  # another push service is not held up
-    assert same_took >= 0.6  # the throttled origin waits out its Retry-After
+    assert time.monotonic() - started < 0.5
+    assert same.result is Result.DELIVERED
+    assert (await throttled_task).result is Result.DELIVERED
+
+
+async def test_many_readers_throttled_pause_that_origin_only(
+    keyring, push_service, other_push_service
+):
+    """When most recent answers from an origin are 429s the service itself is asking us to
+    slow down: the whole origin waits (its Retry-After), other push services carry on."""
+    readers = [push_service.subscribe() for _ in range(10)]
+    for endpoint, _ in readers:
+        push_service.script(endpoint, (429, {"Retry-After": "1"}))
+    elsewhere, elsewhere_keys = other_push_service.subscribe()
+    async with Sender(keyring, fast_options()) as sender:
+        outcomes = await asyncio.gather(
+            *(sender.send(target_for(e, k, keyring), message(), max_wait=0) for e, k in readers)
+        )
+        assert all(o.result is Result.RETRY for o in outcomes)
+        assert sender.origin(push_service.origin).breaker.open_until > time.time() + 0.5
+        fresh, fresh_keys = push_service.subscribe()
+        waited = await sender.send(target_for(fresh, fresh_keys, keyring), message(), max_wait=0)
+        assert waited.result is Result.RETRY and waited.attempts == 0  # no request went
+        assert push_service.statuses(fresh) == []
+        started = time.monotonic()
+        other = await sender.send(target_for(elsewhere, elsewhere_keys, keyring), message())
+        assert other.result is Result.DELIVERED and time.monotonic() - started < 0.5
+
+
+async def test_an_origin_that_is_down_is_probed_not_stormed(keyring, push_service):
+    """Every answer 503 for the whole alert: the breaker opens after a few answers and lets
+    one probe through per cooldown, so readers cost a handful of requests, not five each;
+    when the service is back the probe closes the breaker and everyone is delivered."""
+    readers = [push_service.subscribe() for _ in range(40)]
+    for endpoint, _ in readers:
+        push_service.script(endpoint, *[(503, {})] * 3)
+    options = fast_options(breaker=BreakerOptions(cooldown=0.3, min_answers=8))
+    async with Sender(keyring, options) as sender:
+        lanes = asyncio.Semaphore(4)  # as a worker's lanes take readers, a few at a time
+
+        async def send_one(endpoint, keys):
+            async with lanes:
+                return await sender.send(target_for(endpoint, keys, keyring), message(), max_wait=0)
+
+        first = await asyncio.gather(*(send_one(e, k) for e, k in readers))
+        assert all(o.result is Result.RETRY for o in first)
+        assert len(push_service.requests) <= 8 + 4  # tripped after 8; 4 were in flight
+        for endpoint, _ in readers:  # the service recovers
+            push_service.scripts[endpoint.rsplit("/", 1)[1]].clear()
+        later = await asyncio.gather(
+            *(
+                sender.send(target_for(e, k, keyring), message(), prior_attempts=o.attempts)
+                for (e, k), o in zip(readers, first, strict=True)
+            )
+        )
+    assert all(o.result is Result.DELIVERED for o in later)
+    assert all(o.attempts <= 2 for o in later)
+
+
+async def test_attempts_are_bounded_across_deferrals(keyring, push_service):
+    """A reader handed back for a later retry carries its attempts: the limit holds for the
+    message's whole life, and backoff goes on from there."""
+    endpoint, keys = push_service.subscribe()
+    push_service.script(endpoint, *[(500, {})] * 10)
+    async with Sender(keyring, fast_options(max_attempts=5)) as sender:
+        first = await sender.send(target_for(endpoint, keys, keyring), message(), max_wait=0)
+        assert first.result is Result.RETRY and first.attempts == 1
+        second = await sender.send(target_for(endpoint, keys, keyring), message(), prior_attempts=4)
+    assert second.result is Result.FAILED and second.attempts == 5
+    assert "gave up after 5 attempts" in second.reason
+    assert len(push_service.statuses(endpoint)) == 2
+
+
+async def test_ttl_header_is_what_is_left_of_the_alerts_life(sender, push_service, keyring):
+    endpoint, keys = push_service.subscribe()
+    created = time.time() - 100.4  # a deferred or retried message, 100 s after the alert
+    late = prepare(Message(title="t", url="https://news.example/s"), ttl=600, created_at=created)
+    outcome = await sender.send(target_for(endpoint, keys, keyring), late)
+    assert outcome.result is Result.DELIVERED
+    ttl = int(push_service.received[endpoint.rsplit("/", 1)[1]][0].headers["TTL"])
+    assert 498 <= ttl <= 500
+
+    stale = prepare(
+        Message(title="t", url="https://news.example/s"), ttl=60, created_at=time.time() - 61
+    )
+    outcome = await sender.send(target_for(endpoint, keys, keyring), stale)
+    assert outcome.result is Result.FAILED and "TTL passed" in outcome.reason
+    assert len(push_service.statuses(endpoint)) == 1  # nothing more was sent
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("https://fcm.googleapis.com:/fcm/send/x", "VAPID signer refused"),
+        ("https://[2001:db8::1]/push/x", "not a public address"),
+    ],
+)
+async def test_an_unsignable_or_blocked_endpoint_is_that_readers_rejection(
+    sender, keyring, endpoint, why
+):
+    """Stored before the door checked it (an older release, or a bug): the sender turns it
+    into that reader's outcome instead of an exception out of the batch."""
+    keys = BrowserKeys.generate()
+    outcome = await sender.send(
+        Target(endpoint, keys.p256dh, keys.auth, keyring.active_id), message()
+    )
+    assert outcome.result is Result.REJECTED and why in outcome.reason
 
 
 async def test_retry_after_beyond_what_the_caller_waits_is_handed_back(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..store.base import migration_files
-from .state import KEYRING, STORE, WORKER_COUNT
+from .state import KEYRING, STORE, WORKER_COUNT, WORKERS_READY
 
 routes = web.RouteTableDef()
 
@@ -26,6 +26,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["migrations"] = await store.schema_version() == latest
     else:
         checks["migrations"] = False
+    checks["workers"] = request.app[WORKERS_READY]()
     ready = all(checks.values())
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},

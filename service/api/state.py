@@ -17,5 +17,7 @@ KEYRING = web.AppKey("keyring", KeyRing)
 WAKE_WORKERS = web.AppKey("wake_workers", Callable[[], None])
 # How many fan-out workers this process runs or started (for /metrics).
 WORKER_COUNT = web.AppKey("worker_count", Callable[[], int])
+# False while worker processes keep failing to start (for /readyz).
+WORKERS_READY = web.AppKey("workers_ready", Callable[[], bool])
 # The keyring, refreshed from the store when another process rotated keys (at most once a second).
 CURRENT_KEYS = web.AppKey("current_keys", Callable[[], Awaitable[KeyRing]])

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..store import QuietHours
 from ..webpush.keys import InvalidKey, parse_auth_secret, parse_p256dh
 from ..webpush.transport import SENDABLE_URL
+from ..webpush.vapid import audience_problem, origin_of
 from .errors import ApiError, invalid
 
 MAX_ENDPOINT_LENGTH = 1024
@@ -87,12 +88,12 @@ def origin_problem(origin: str, allow_http: bool, push_hosts: tuple[str, ...]) -
     if not host or "@" in parts.netloc:  # credentials, even empty ones: no push service has them
         return NOT_ABSOLUTE
     if allow_http and is_loopback(host) and parts.scheme in ("http", "https"):
-        return None
+        return audience_problem(origin_of(origin))
     if parts.scheme != "https":
         return "must be an https URL"
     if not host_allowed(host, push_hosts):
         return f"host {host} is not a known push service"
-    return None
+    return audience_problem(origin_of(origin))
 
 
 def is_loopback(host: str) -> bool:

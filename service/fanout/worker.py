@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..engagement import bucket_ms
 from ..store import TRANSIENT_ERRORS, Store
@@ -70,6 +70,18 @@ class AlertContext:
     started: bool = False  # this worker has sent a batch of this alert
 
 
+class Unsendable(Exception):
+    """An alert whose message cannot be built: its readers are closed with this reason."""
+
+
+class Job(NamedTuple):
+    """One reader to send one alert to: what a lane takes."""
+
+    recipient: Recipient
+    ctx: AlertContext
+    prior_attempts: int = 0
+
+
 def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -101,7 +113,10 @@ class FanoutWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the batch in flight and hand the shard back."""
         log.info("worker %s started", self.owner)
-        self.sender.warm_up()
+        try:
+            self.sender.warm_up()
+        except Exception:  # an optimisation only: the first reader pays for it instead
+            log.exception("worker %s: warm-up failed", self.owner)
         while not stop.is_set():
             if not self._listening:
                 await self._listen()
@@ -158,7 +173,15 @@ class FanoutWorker:
 
     # -- shards -------------------------------------------------------------------------
     async def work_shard(self, shard: Shard, stop: asyncio.Event | None = None) -> None:
-        ctx = await self._context(shard.alert_id)
+        try:
+            ctx = await self._context(shard.alert_id)
+        except Unsendable as exc:
+            closing = Checkpoint(shard.id, shard.alert_id, shard.hi, error=str(exc))
+            await self._persist(
+                lambda: self.store.checkpoint(closing, self.owner, self.options.lease),
+                f"the checkpoint of shard {shard.id}",
+            )
+            ctx = None
         if ctx is None:
             await self.store.finish_shard(shard, self.owner)
             return
@@ -171,10 +194,7 @@ class FanoutWorker:
             if not batch:
                 break
             checkpoint = await self._work_batch(ctx, shard, batch, head_start)
-            status = await self._persist(
-                lambda cp=checkpoint: self.store.checkpoint(cp, self.owner, self.options.lease),
-                f"the checkpoint of shard {shard.id}",
-            )
+            status = await self._checkpoint(ctx, checkpoint)
             cursor = checkpoint.cursor
             if status is None:
                 log.warning(
@@ -198,6 +218,28 @@ class FanoutWorker:
                 shard.id,
                 extra={"alert": ctx.alert.public_id},
             )
+
+    async def _checkpoint(self, ctx: AlertContext, cp: Checkpoint) -> str | None:
+        """Write a batch's outcomes. Messages went out: if the write fails for a reason that
+        retrying will not mend (a bug, a constraint), the batch is still closed, with its
+        counts only, rather than left to be sent again every time the lease runs out."""
+
+        def write(checkpoint: Checkpoint) -> Callable[[], Awaitable[str | None]]:
+            return lambda: self.store.checkpoint(checkpoint, self.owner, self.options.lease)
+
+        what = f"the checkpoint of shard {cp.shard_id}"
+        try:
+            return await self._persist(write(cp), what)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception(
+                "worker %s: %s cannot be written whole; writing its counts only",
+                self.owner,
+                what,
+                extra={"alert": ctx.alert.public_id},
+            )
+            return await self._persist(write(cp.bare(f"{type(exc).__name__}: {exc}")), what)
 
     async def _persist(self, write: Callable[[], Awaitable[T]], what: str) -> T:
         """Messages were sent: keep trying to write their outcomes through a database hiccup
@@ -226,7 +268,12 @@ class FanoutWorker:
             alert = await self.store.get_alert_by_id(alert_id)
             if alert is None or alert.status == "cancelled":
                 return None
-            ctx = AlertContext(alert, _prepare(alert), _policy(alert))
+            try:
+                message = _prepare(alert)
+            except Exception as exc:  # stored before a check caught it: a bug of ours
+                log.exception("alert %s cannot be prepared", alert.public_id)
+                raise Unsendable(f"internal: the alert cannot be prepared: {exc}") from exc
+            ctx = AlertContext(alert, message, _policy(alert))
             if len(self._contexts) > 64:
                 self._contexts.clear()
             self._contexts[alert_id] = ctx
@@ -240,17 +287,25 @@ class FanoutWorker:
         counts: Counter[str] = Counter()
         sent_today = await self._sent_today(batch, now)
         to_send: list[Recipient] = []
+        internal: dict[int, Outcome] = {}
         for recipient in batch:
-            decision = decide(recipient, ctx.policy, now, sent_today.get(recipient.id, 0))
+            try:
+                decision = decide(recipient, ctx.policy, now, sent_today.get(recipient.id, 0))
+            except Exception as exc:  # a bug of ours: this reader's outcome, not the batch's
+                to_send.append(recipient)
+                internal[recipient.id] = self._internal_error(ctx, recipient, exc)
+                continue
             if decision.action is Action.SEND:
                 to_send.append(recipient)
             elif decision.action is Action.DEFER:
                 assert decision.due_at is not None
                 counts["deferred"] += 1
-                cp.deferrals.append((recipient.id, decision.due_at, "quiet_hours"))
+                cp.deferrals.append((recipient.id, decision.due_at, "quiet_hours", 0))
             else:
                 counts["skipped"] += 1
-        outcomes = await self._send_all([(r, ctx.message) for r in to_send], head_start)
+        jobs = [Job(r, ctx) for r in to_send if r.id not in internal]
+        sent = iter(await self._send_all(jobs, head_start))
+        outcomes = [internal.get(r.id) or next(sent) for r in to_send]
         for recipient, outcome in zip(to_send, outcomes, strict=True):
             self._record(ctx, cp, counts, recipient, outcome, now)
         cp.counts = dict(counts)
@@ -261,23 +316,29 @@ class FanoutWorker:
         counts = await self.store.daily_counts(keys)
         return {sub_id: counts.get((sub_id, day), 0) for sub_id, day in keys}
 
-    async def _send_all(
-        self, jobs: list[tuple[Recipient, PreparedMessage]], head_start: bool = False
-    ) -> list[Outcome]:
+    async def _send_all(self, jobs: list[Job], head_start: bool = False) -> list[Outcome]:
         """Send each job, at most `concurrency` at once, outcomes in the jobs' order.
 
         That many lanes each take the next job when they finish one: per message there is no
         task and no semaphore to pay for, only the send (measured with `pushdesk bench`). With
-        `head_start` the first job is sent alone before the lanes start.
+        `head_start` the first job is sent alone before the lanes start. Whatever goes wrong
+        for one reader is that reader's outcome: a lane never raises, so the batch always
+        reaches its checkpoint.
         """
         outcomes: list[Outcome] = [NOT_SENT] * len(jobs)
         queue = iter(enumerate(jobs))
         send, wait = self.sender.send, self.options.inline_wait
 
         async def lane() -> None:
-            for n, (r, message) in queue:
+            for n, job in queue:
+                r = job.recipient
                 target = Target(r.endpoint, r.p256dh, r.auth, r.vapid_key_id)
-                outcomes[n] = await send(target, message, max_wait=wait)
+                try:
+                    outcomes[n] = await send(
+                        target, job.ctx.message, max_wait=wait, prior_attempts=job.prior_attempts
+                    )
+                except Exception as exc:
+                    outcomes[n] = self._internal_error(job.ctx, r, exc)
                 if head_start and n == 0:
                     return
 
@@ -285,6 +346,20 @@ class FanoutWorker:
             await lane()
         await asyncio.gather(*(lane() for _ in range(min(self.options.concurrency, len(jobs)))))
         return outcomes
+
+    def _internal_error(self, ctx: AlertContext, recipient: Recipient, exc: Exception) -> Outcome:
+        """A bug in pushdesk met one reader: logged with the alert and the reader, counted
+        failed with reason `internal`, and never retried (it would fail the same way)."""
+        log.error(
+            "worker %s: internal error for reader %s: %s: %s",
+            self.owner,
+            recipient.id,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+            extra={"alert": ctx.alert.public_id},
+        )
+        return Outcome(Result.FAILED, f"internal: {type(exc).__name__}: {exc}"[:300])
 
     def _record(
         self,
@@ -298,7 +373,7 @@ class FanoutWorker:
         if outcome.result is Result.RETRY:
             assert outcome.retry_at is not None
             counts["deferred"] += 1
-            cp.deferrals.append((recipient.id, outcome.retry_at, "retry"))
+            cp.deferrals.append((recipient.id, outcome.retry_at, "retry", outcome.attempts))
             return
         counts["sent"] += 1
         counts[RESULT_COUNT[outcome.result]] += 1
@@ -324,13 +399,22 @@ class FanoutWorker:
         settlements: list[Settlement] = []
         sending: list[tuple[DueDelivery, AlertContext]] = []
         for item in due:
-            ctx = await self._context(item.alert_id)
-            settled = self._settle_unsent(item, ctx, now, sent_today.get(item.recipient.id, 0))
+            try:
+                ctx = await self._context(item.alert_id)
+            except Unsendable:
+                ctx = None  # settled skipped, as for a cancelled alert
+            try:
+                settled = self._settle_unsent(item, ctx, now, sent_today.get(item.recipient.id, 0))
+            except Exception as exc:  # a bug of ours: this reader's outcome, not the batch's
+                assert ctx is not None
+                failed = self._internal_error(ctx, item.recipient, exc)
+                settled = self._settle_sent(item, ctx, failed, now)
             if settled is not None:
                 settlements.append(settled)
             elif ctx is not None:
                 sending.append((item, ctx))
-        outcomes = await self._send_all([(item.recipient, ctx.message) for item, ctx in sending])
+        jobs = [Job(item.recipient, ctx, item.attempts) for item, ctx in sending]
+        outcomes = await self._send_all(jobs)
         for (item, ctx), outcome in zip(sending, outcomes, strict=True):
             settlements.append(self._settle_sent(item, ctx, outcome, now))
         await self._persist(lambda: self.store.settle(self.owner, settlements), "due deliveries")
@@ -355,7 +439,13 @@ class FanoutWorker:
     ) -> Settlement:
         recipient = item.recipient
         if outcome.result is Result.RETRY:
-            return Settlement(item.alert_id, recipient.id, "deferred", due_at=outcome.retry_at)
+            return Settlement(
+                item.alert_id,
+                recipient.id,
+                "deferred",
+                due_at=outcome.retry_at,
+                attempts=outcome.attempts,
+            )
         count = RESULT_COUNT[outcome.result]
         if outcome.result is Result.DELIVERED:
             day = local_day(recipient, now) if recipient.max_per_day is not None else None

@@ -47,6 +47,8 @@ def transient_errors() -> tuple[type[BaseException], ...]:
             asyncpg.exceptions.ConnectionFailureError,
             # a connection cut in the middle of an operation can be left in a broken state
             asyncpg.exceptions.InternalClientError,
+            # deadlock detected, serialization failure: PostgreSQL rolled back; try again
+            asyncpg.exceptions.TransactionRollbackError,
         ]
     except ImportError:
         pass

@@ -201,10 +201,42 @@ class Checkpoint:
     cursor: int
     counts: dict[str, int] = field(default_factory=dict)
     outcomes: list[tuple[int, str, str]] = field(default_factory=list)  # (sub id, result, reason)
-    deferrals: list[tuple[int, float, str]] = field(default_factory=list)  # (sub id, due, reason)
+    # (sub id, due, reason, requests made so far): attempts go on from there when it is due
+    deferrals: list[tuple[int, float, str, int]] = field(default_factory=list)
     daily: list[tuple[int, str]] = field(default_factory=list)  # (sub id, local day) delivered
     delivery_ms: dict[int, int] = field(default_factory=dict)  # time bucket -> deliveries
     error: str | None = None
+
+    def subscription_ids(self) -> set[int]:
+        """The readers this checkpoint writes rows for (not only counts)."""
+        ids = {d[0] for d in self.deferrals}
+        ids.update(d[0] for d in self.daily)
+        return ids
+
+    def without_departed(self, live: set[int]) -> None:
+        """Readers deleted while their message was in flight (unsubscribed, or a 410 from
+        another alert) leave no rows behind: their daily count is moot, and a deferral for
+        them is counted skipped, as deleting a reader does to its pending deferrals."""
+        kept = [d for d in self.deferrals if d[0] in live]
+        departed = len(self.deferrals) - len(kept)
+        if departed:
+            self.deferrals = kept
+            self.counts["deferred"] = self.counts.get("deferred", 0) - departed
+            self.counts["skipped"] = self.counts.get("skipped", 0) + departed
+        self.daily = [d for d in self.daily if d[0] in live]
+
+    def bare(self, reason: str) -> Checkpoint:
+        """This batch with counts and cursor only, for when writing it whole failed in a way
+        that retrying will not mend: deferred readers are counted failed, so the batch is
+        never sent again and the counts still add up."""
+        counts = dict(self.counts)
+        deferred = len(self.deferrals)
+        counts["deferred"] = counts.get("deferred", 0) - deferred
+        counts["failed"] = counts.get("failed", 0) + deferred
+        counts["sent"] = counts.get("sent", 0) + deferred
+        return Checkpoint(
+            self.shard_id, self.alert_id, self.cursor, counts, error=f"internal: {reason}"
+        )
 
 
 @dataclass(frozen=True)
@@ -226,5 +258,6 @@ class Settlement:
     count: str  # delivered | removed | failed | skipped | deferred (rescheduled)
     outcome: tuple[str, str] | None = None  # (result, reason) for the subscription
     due_at: float | None = None  # when rescheduled
+    attempts: int = 0  # requests made so far, when rescheduled
     day: str | None = None  # local day, when delivered (daily cap)
     bucket_ms: int | None = None  # delivery time bucket, when delivered

@@ -37,9 +37,11 @@ from .models import (
 from .rows import (
     ALERT_COLUMNS,
     ALERT_CREATED,
+    CANCELLABLE,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
+    cancelled_status,
     preference_columns,
     recipient_from_row,
     sort_outcomes,
@@ -49,9 +51,6 @@ from .rows import (
 MIGRATION_LOCK = 7_467_001  # pg_advisory_xact_lock keys: serialise migrations...
 ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate checks)
 NEW_ALERT_CHANNEL = "pushdesk_alerts"
-
-
-CANCELLABLE = ("queued", "sending", "done")  # done: its pending deferrals are dropped
 
 
 class PostgresStore:
@@ -510,9 +509,10 @@ class PostgresStore:
             # Shards first, then the alert row: the order claims and checkpoints lock them in,
             # so a cancel meeting a checkpoint waits for it rather than deadlocking.
             if row[1] in CANCELLABLE:
+                # The lease owner stays: a worker's batch in flight still writes its outcomes
+                # (those messages went out) at its next checkpoint, then stops.
                 await conn.execute(
-                    "UPDATE alert_shards SET state='done', lease_owner=NULL "
-                    "WHERE alert_id=$1 AND state <> 'done'",
+                    "UPDATE alert_shards SET state='done' WHERE alert_id=$1 AND state <> 'done'",
                     alert_id,
                 )
             status = await conn.fetchval(
@@ -526,7 +526,7 @@ class PostgresStore:
                         )
                     ).split()[-1]
                 )
-                new_status = "cancelled" if status != "done" or dropped else status
+                new_status = cancelled_status(status, dropped)
                 await conn.execute(
                     "UPDATE alerts SET status=$1, planned=TRUE, "
                     "finished_at=COALESCE(finished_at, $2), deferred = deferred - $3, "
@@ -615,9 +615,12 @@ class PostgresStore:
                 "SELECT lease_owner, state, cursor FROM alert_shards WHERE id=$1 FOR UPDATE",
                 cp.shard_id,
             )
-            if row is None or row[0] != owner or row[1] != "claimed":
+            if row is None or row[0] != owner:
+                return None
+            if row[1] != "claimed" and await _alert_status(conn, cp.alert_id) != "cancelled":
                 return None
             if row[2] < cp.cursor:  # else written already: the commit's answer was lost
+                cp.without_departed(await _live(conn, cp.subscription_ids()))
                 await _write_batch(conn, cp, now)
             await conn.execute(
                 "UPDATE alert_shards SET cursor=GREATEST(cursor, $1), lease_expires=$2 WHERE id=$3",
@@ -686,6 +689,9 @@ class PostgresStore:
     async def settle(self, owner: str, settlements: list[Settlement]) -> None:
         now = time.time()
         async with self._tx() as conn:
+            # Readers deleted meanwhile took their deferrals with them (the DELETE below finds
+            # nothing); the rest are locked so none goes before its rows are written.
+            await _live(conn, {item.subscription_id for item in settlements})
             for item in settlements:
                 result = await conn.execute(
                     "DELETE FROM deliveries_deferred WHERE alert_id=$1 AND subscription_id=$2 "
@@ -699,10 +705,12 @@ class PostgresStore:
                 if item.count == "deferred":
                     await conn.execute(
                         "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
-                        "reason, attempts) VALUES ($1, $2, $3, 'retry', 1)",
+                        "reason, attempts) VALUES ($1, $2, $3, $4, $5)",
                         item.alert_id,
                         item.subscription_id,
                         item.due_at,
+                        "retry" if item.attempts else "quiet_hours",
+                        item.attempts,
                     )
                     continue
                 counts = {"deferred": -1, item.count: 1}
@@ -835,16 +843,32 @@ async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> Non
     await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::bigint[])", ids)
 
 
+async def _alert_status(conn: asyncpg.Connection, alert_id: int) -> str | None:
+    status: str | None = await conn.fetchval("SELECT status FROM alerts WHERE id=$1", alert_id)
+    return status
+
+
+async def _live(conn: asyncpg.Connection, ids: set[int]) -> set[int]:
+    """Which of these readers still exist, locked (KEY SHARE, in id order) so none can be
+    deleted before this transaction's rows that refer to them are written."""
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT id FROM subscriptions WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE",
+        sorted(ids),
+    )
+    return {row[0] for row in rows}
+
+
 async def _write_batch(conn: asyncpg.Connection, cp: Checkpoint, now: float) -> None:
     await _write_outcomes(conn, cp.outcomes, now)
     if cp.deferrals:
         await conn.executemany(
-            "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (alert_id, subscription_id) DO UPDATE "
-            "SET due_at=excluded.due_at, reason=excluded.reason, "
-            "attempts=deliveries_deferred.attempts+1, lease_owner=NULL, "
-            "lease_expires=NULL",
-            [(cp.alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
+            "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
+            "attempts) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alert_id, subscription_id) "
+            "DO UPDATE SET due_at=excluded.due_at, reason=excluded.reason, "
+            "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
+            [(cp.alert_id, *deferral) for deferral in cp.deferrals],
         )
     if cp.daily:
         await _count_days(conn, cp.daily)

@@ -97,6 +97,19 @@ def preference_columns(prefs: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
+# An alert may be cancelled while anything of it is still to come: `done` and `failed` alerts
+# may still hold deferred deliveries (quiet hours, retries), which a cancel drops.
+CANCELLABLE = ("queued", "sending", "done", "failed")
+
+
+def cancelled_status(status: str, dropped: int) -> str:
+    """An alert's status after a cancel that dropped `dropped` pending deliveries: a finished
+    alert with nothing left to stop keeps its status."""
+    if status in ("done", "failed") and not dropped:
+        return status
+    return "cancelled"
+
+
 FAILURE_RESULTS = ("failed", "rejected", "too_large")
 
 

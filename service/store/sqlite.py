@@ -38,9 +38,11 @@ from .models import (
 from .rows import (
     ALERT_COLUMNS,
     ALERT_CREATED,
+    CANCELLABLE,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
+    cancelled_status,
     preference_columns,
     recipient_from_row,
     sort_outcomes,
@@ -577,17 +579,18 @@ class SQLiteStore:
             if row is None:
                 return None
             alert_id, status = row
-            if status in ("queued", "sending", "done"):
+            if status in CANCELLABLE:
+                # The lease owner stays: a worker's batch in flight still writes its outcomes
+                # (those messages went out) at its next checkpoint, then stops.
                 await db.execute(
-                    "UPDATE alert_shards SET state='done', lease_owner=NULL "
-                    "WHERE alert_id=? AND state != 'done'",
+                    "UPDATE alert_shards SET state='done' WHERE alert_id=? AND state != 'done'",
                     (alert_id,),
                 )
                 cur = await db.execute(
                     "DELETE FROM deliveries_deferred WHERE alert_id=?", (alert_id,)
                 )
                 dropped = cur.rowcount
-                new_status = "cancelled" if status != "done" or dropped else status
+                new_status = cancelled_status(status, dropped)
                 await db.execute(
                     "UPDATE alerts SET status=?, planned=1, finished_at=COALESCE(finished_at, ?),"
                     " deferred = deferred - ?, skipped = skipped + ? WHERE id=?",
@@ -680,9 +683,12 @@ class SQLiteStore:
                 "SELECT lease_owner, state, cursor FROM alert_shards WHERE id=?", (cp.shard_id,)
             ) as cur:
                 row = await cur.fetchone()
-            if row is None or row[0] != owner or row[1] != "claimed":
+            if row is None or row[0] != owner:
+                return None
+            if row[1] != "claimed" and not await _cancelled(db, cp.alert_id):
                 return None
             if row[2] < cp.cursor:
+                cp.without_departed(await _live(db, cp.subscription_ids()))
                 await self._write_batch(db, cp.alert_id, cp, now)
             await db.execute(
                 "UPDATE alert_shards SET cursor=MAX(cursor, ?), lease_expires=? WHERE id=?",
@@ -698,11 +704,11 @@ class SQLiteStore:
         await _write_outcomes(db, cp.outcomes, now)
         if cp.deferrals:
             await db.executemany(
-                "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (alert_id, subscription_id) DO UPDATE SET "
-                "due_at=excluded.due_at, reason=excluded.reason, attempts=attempts+1, "
-                "lease_owner=NULL, lease_expires=NULL",
-                [(alert_id, sub_id, due, reason) for sub_id, due, reason in cp.deferrals],
+                "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
+                "attempts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, subscription_id) DO "
+                "UPDATE SET due_at=excluded.due_at, reason=excluded.reason, "
+                "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
+                [(alert_id, *deferral) for deferral in cp.deferrals],
             )
         if cp.daily:
             await db.executemany(
@@ -790,8 +796,14 @@ class SQLiteStore:
                 if item.count == "deferred":
                     await db.execute(
                         "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
-                        "reason, attempts) VALUES (?, ?, ?, 'retry', 1)",
-                        (item.alert_id, item.subscription_id, item.due_at),
+                        "reason, attempts) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            item.alert_id,
+                            item.subscription_id,
+                            item.due_at,
+                            "retry" if item.attempts else "quiet_hours",
+                            item.attempts,
+                        ),
                     )
                     continue
                 counts = {"deferred": -1, item.count: 1}
@@ -887,6 +899,21 @@ async def _write_outcomes(
         )
     if failed:
         await db.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
+
+
+async def _cancelled(db: aiosqlite.Connection, alert_id: int) -> bool:
+    async with db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)) as cur:
+        row = await cur.fetchone()
+    return row is not None and row[0] == "cancelled"
+
+
+async def _live(db: aiosqlite.Connection, ids: set[int]) -> set[int]:
+    """Which of these readers still exist, inside the write transaction (so none can go)."""
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    async with db.execute(f"SELECT id FROM subscriptions WHERE id IN ({marks})", list(ids)) as c:
+        return {row[0] for row in await c.fetchall()}
 
 
 async def _row_id(db: aiosqlite.Connection, table: str, public_id: str) -> int | None:

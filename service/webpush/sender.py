@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import math
 import random
 import re
 import socket
@@ -21,7 +23,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 
-from ..metrics import MESSAGES, RETRIES, SEND_SECONDS
+from ..metrics import MESSAGES, RETRIES, SEND_SECONDS, origin_label
+from .breaker import Answer, BreakerOptions, OriginBreaker
 from .classify import DELIVERED, Result, Verdict, classify
 from .crypto import encrypt
 from .payload import Message, build_payload
@@ -33,7 +36,7 @@ from .transport import (
     header_block,
     request_target,
 )
-from .vapid import KeyRing, origin_of
+from .vapid import KeyRing, UnsignableClaim, origin_of
 
 URGENCIES = ("very-low", "low", "normal", "high")
 # A valid P-256 point (the RFC 8291 Appendix A subscriber's key), for warm_up()'s encryption.
@@ -43,6 +46,9 @@ WARM_UP_KEY = bytes.fromhex(
 )
 TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MAX_TTL = 28 * 24 * 3600  # push services cap TTL near four weeks
+MAX_CACHED_HEADS = 256
+MAX_ORIGINS = 1024  # origin states kept; readers name few, but any allowed host may appear
+log = logging.getLogger("pushdesk.sender")
 
 
 class BlockedAddress(OSError):
@@ -97,16 +103,32 @@ class PreparedMessage:
     plaintext: bytes
     ttl: int
     headers: dict[str, str]
-    expires_at: float  # no retry after this: the news is stale and the TTL has passed
-    _signed: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    expires_at: float  # no send or retry after this: the news is stale and the TTL has passed
+    _signed: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
 
-    def head_for(self, authorization: str) -> bytes:
-        """The request's header lines with one VAPID token, as they go on the wire: built once
-        per (key, origin) token, not per message."""
-        head = self._signed.get(authorization)
+    def ttl_left(self, now: float) -> int | None:
+        """The TTL header for a message sent at `now`: what is left of the alert's lifetime,
+        in whole seconds rounded up; None when nothing is left. A message deferred for quiet
+        hours or retried an hour later must not ask the push service to hold it for the
+        alert's whole TTL again. A TTL of 0 ("now or never") stays 0 and is never retried."""
+        if self.ttl == 0:
+            return 0
+        remaining = self.expires_at - now
+        if remaining <= 0:
+            return None
+        return min(self.ttl, math.ceil(remaining))
+
+    def head_for(self, authorization: str, ttl: int | None = None) -> bytes:
+        """The request's header lines with one VAPID token and TTL, as they go on the wire:
+        built once per (token, TTL second), not per message."""
+        ttl = self.ttl if ttl is None else ttl
+        key = (authorization, ttl)
+        head = self._signed.get(key)
         if head is None:
-            head = header_block(dict(self.headers, Authorization=authorization))
-            self._signed[authorization] = head
+            if len(self._signed) >= MAX_CACHED_HEADS:
+                self._signed.clear()  # seconds go by; old TTLs are never asked for again
+            head = header_block(dict(self.headers, Authorization=authorization, TTL=str(ttl)))
+            self._signed[key] = head
         return head
 
 
@@ -149,23 +171,25 @@ class Outcome:
 
 @dataclass
 class OriginState:
-    """Per push-service origin: a shared pause, and what is worked out once per origin rather
+    """Per push-service origin: its breaker, and what is worked out once per origin rather
     than per message. (The transport's pool bounds its requests in flight.)"""
 
     name: str
     blocked: str | None  # why this origin may not be contacted, if it may not
-    paused_until: float = 0.0
+    breaker: OriginBreaker = field(default_factory=OriginBreaker)
     # This origin's labelled Prometheus metrics, looked up once rather than per message.
+    label: str = field(init=False)  # its name in metrics (bounded: see origin_label)
     _timed: Histogram = field(init=False, repr=False)
     _counted: dict[Result, Counter] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._timed = SEND_SECONDS.labels(self.name)
+        self.label = origin_label(self.name)
+        self._timed = SEND_SECONDS.labels(self.label)
 
     def count(self, result: Result, seconds: float) -> None:
         counter = self._counted.get(result)
         if counter is None:
-            counter = self._counted[result] = MESSAGES.labels(result.value, self.name)
+            counter = self._counted[result] = MESSAGES.labels(result.value, self.label)
         counter.inc()
         self._timed.observe(seconds)
 
@@ -180,9 +204,19 @@ class SenderOptions:
     backoff_cap: float = 60.0
     allow_loopback: bool = False
     ssl_context: ssl.SSLContext | None = None  # None: the system's trust store
+    breaker: BreakerOptions = field(default_factory=BreakerOptions)
 
 
 NOT_SENT = Verdict(Result.FAILED, "not sent")
+
+
+def answer_kind(verdict: Verdict) -> Answer:
+    """How the origin's breaker counts an answer: only trouble with the service itself."""
+    if verdict.result is not Result.RETRY:
+        return Answer.OK
+    return Answer.THROTTLED if verdict.throttled else Answer.FAILED
+
+
 # No usable answer: the connection broke (ConnectionLost is an OSError), or it was not HTTP.
 NETWORK_ERRORS = (ProtocolError, OSError)
 
@@ -234,50 +268,80 @@ class Sender:
     def origin(self, name: str) -> OriginState:
         state = self._origins.get(name)
         if state is None:
+            if len(self._origins) >= MAX_ORIGINS:  # forget origins that are not paused
+                for known in [n for n, o in self._origins.items() if not o.breaker.trips]:
+                    del self._origins[known]
             blocked = self._blocked_literal(name)
-            state = OriginState(name, blocked)
+            state = OriginState(name, blocked, OriginBreaker(self.options.breaker))
             self._origins[name] = state
         return state
 
     async def send(
-        self, target: Target, message: PreparedMessage, *, max_wait: float | None = None
+        self,
+        target: Target,
+        message: PreparedMessage,
+        *,
+        max_wait: float | None = None,
+        prior_attempts: int = 0,
     ) -> Outcome:
         """Deliver, retrying in-line while the next try is within `max_wait` seconds.
 
         Past that the Outcome is RETRY with `retry_at`, for the caller to schedule (so a batch
-        never sits behind one throttled origin). No retry ever goes past the message's TTL.
+        never sits behind one throttled origin); the caller hands the attempts made so far back
+        as `prior_attempts`, so `max_attempts` bounds a message's whole life. No request goes
+        out once the message's TTL has passed. What one reader's endpoint or keys make
+        impossible (a VAPID audience the signer refuses, keys that cannot encrypt) is that
+        reader's REJECTED outcome, never an exception.
         """
         origin = origin_of(target.endpoint)
         state = self.origin(origin)
         if state.blocked:
-            return Outcome(Result.REJECTED, state.blocked, origin=origin)
+            return Outcome(Result.REJECTED, state.blocked, origin=origin, attempts=prior_attempts)
         signer = self.keyring.signer(target.vapid_key_id)
         if signer is None:
-            return Outcome(Result.FAILED, f"VAPID key {target.vapid_key_id} is not loaded", None)
+            reason = f"VAPID key {target.vapid_key_id} is not loaded"
+            return Outcome(Result.FAILED, reason, None, prior_attempts, origin)
         try:
             path = request_target(target.endpoint, origin)
-        except BadTarget as exc:
-            return Outcome(Result.REJECTED, str(exc), origin=origin)
-        now = time.time()
-        wait_limit = now + (max_wait if max_wait is not None else message.ttl)
-        attempt = 0
+            authorization = signer.authorization(origin)
+        except (BadTarget, UnsignableClaim) as exc:
+            return Outcome(Result.REJECTED, str(exc), None, prior_attempts, origin)
+        try:
+            body = encrypt(message.plaintext, target.p256dh, target.auth)
+        except ValueError as exc:
+            reason = f"the reader's keys cannot encrypt: {exc}"
+            return Outcome(Result.REJECTED, reason, None, prior_attempts, origin)
+        wait = message.ttl if max_wait is None else max_wait
+        wait_limit = time.time() + wait
+        attempt = prior_attempts
         verdict = NOT_SENT
         status: int | None = None
+        breaker = state.breaker
         while True:
-            if attempt:
-                now = time.time()
-            if state.paused_until > now:
-                if state.paused_until > min(wait_limit, message.expires_at):
-                    return self._later(
-                        state.paused_until, verdict, status, attempt, origin, message
-                    )
-                await asyncio.sleep(state.paused_until - now)
+            if attempt >= self.options.max_attempts:
+                reason = f"gave up after {attempt} attempts: {verdict.reason}"
+                return Outcome(Result.FAILED, reason, status, attempt, origin)
+            now = time.time()
+            ttl = message.ttl_left(now)
+            if ttl is None:
+                reason = f"TTL passed: {verdict.reason}"
+                return Outcome(Result.FAILED, reason, status, attempt, origin)
+            closed_until = breaker.wait_until(now)
+            if closed_until:
+                if closed_until > wait_limit:
+                    return self._later(closed_until, verdict, status, attempt, origin, message)
+                await asyncio.sleep(closed_until - now)
+                continue
             attempt += 1
-            body = encrypt(message.plaintext, target.p256dh, target.auth)
-            head = message.head_for(signer.authorization(origin))
+            head = message.head_for(authorization, ttl)
             started = time.perf_counter()
-            status, verdict = await self._post(origin, path, head, body)
+            try:
+                status, verdict = await self._post(origin, path, head, body)
+            except BaseException:
+                breaker.abandon_probe()
+                raise
             state.count(verdict.result, time.perf_counter() - started)
+            breaker.record(answer_kind(verdict), time.time(), verdict.retry_after)
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
                 return Outcome(
@@ -287,14 +351,12 @@ class Sender:
             if delay is None:
                 delay = self._backoff(attempt)
             retry_at = time.time() + delay
-            if verdict.slow_origin:
-                state.paused_until = max(state.paused_until, retry_at)
             if attempt >= self.options.max_attempts or retry_at > message.expires_at:
                 reason = f"gave up after {attempt} attempts: {verdict.reason}"
                 return Outcome(Result.FAILED, reason, status, attempt, origin)
             if retry_at > wait_limit:
                 return self._later(retry_at, verdict, status, attempt, origin, message)
-            RETRIES.labels(origin).inc()
+            RETRIES.labels(state.label).inc()
             await asyncio.sleep(delay)
 
     def _later(

@@ -52,6 +52,7 @@ HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 # alerts, a NAT or firewall may have dropped it without a word, and a request on it would wait
 # out the whole timeout before being retried.
 MAX_IDLE = 15.0
+SWEEP_EVERY = 5.0  # how often idle connections and empty pools are looked for
 
 
 class BadTarget(ValueError):
@@ -270,6 +271,14 @@ class OriginPool:
                 return
         self.size -= 1
 
+    def sweep(self, now: float) -> bool:
+        """Close idle connections past MAX_IDLE (their connection_lost frees the slots);
+        True when the pool holds nothing at all and may be dropped."""
+        for conn in self._idle:
+            if now - (conn.idle_since or now) > MAX_IDLE:
+                conn.close()
+        return self.size == 0 and not self._waiters and not self._open
+
     def close(self) -> None:
         """Closes every connection, idle or carrying a request (which then fails)."""
         for conn in list(self._open):
@@ -294,12 +303,31 @@ class PushTransport:
         self.total_timeout = total_timeout
         self.ssl_context = ssl_context or default_ssl_context()
         self._pools: dict[str, OriginPool] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def pool(self, origin: str) -> OriginPool:
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = OriginPool(origin, self.per_origin, self.ssl_context)
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
         return pool
+
+    def _sweep(self) -> None:
+        """Every few seconds while any pool exists: idle connections close after MAX_IDLE even
+        when nobody asks their pool again (between alerts), and pools left with no connection
+        go, so readers spread over many origins do not leave sockets and pools behind."""
+        now = time.monotonic()
+        for origin, pool in list(self._pools.items()):
+            if pool.sweep(now):
+                del self._pools[origin]
+        self._sweeper = None
+        if self._pools:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
+
+    @property
+    def pools(self) -> int:
+        return len(self._pools)
 
     async def post(self, origin: str, target: str, head: bytes, body: bytes) -> Answer:
         """POST `body` to `target` at `origin`; `head` is the header lines after Host.
@@ -370,6 +398,9 @@ class PushTransport:
         return pool.addresses
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

@@ -8,6 +8,7 @@ hour.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
+from py_vapid import Vapid02, VapidException
 
 from .encoding import b64url_encode
 
@@ -27,6 +28,48 @@ REFRESH_MARGIN = 3600  # re-sign when less than this is left
 
 class VapidKeyError(Exception):
     """A key file that is missing, unreadable, or readable by others."""
+
+
+class UnsignableClaim(ValueError):
+    """py_vapid refuses to sign this audience or subject: no reader could be sent to with it."""
+
+
+@functools.cache
+def _probe_signer() -> Vapid02:
+    probe = Vapid02()
+    probe.private_key = ec.generate_private_key(ec.SECP256R1())
+    return probe
+
+
+def _sign_problem(claims: dict[str, object]) -> str | None:
+    try:
+        _probe_signer().sign(claims)
+    except VapidException as exc:
+        return str(exc) or "refused by the VAPID signer"
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def audience_problem(audience: str) -> str | None:
+    """Why the signer would refuse `audience` (an endpoint's origin), or None.
+
+    The signer's own rule, found by signing once with a throwaway key: an endpoint checked
+    with it at the door can never make a reader's signature fail in the middle of an alert
+    (an empty port or an IPv6 literal did). Cached: readers share a few push services.
+    """
+    if _sign_problem({"aud": audience, "exp": 1, "sub": "mailto:probe@example.com"}):
+        return "has no VAPID audience a push service accepts (host name or IPv4, digits port)"
+    return None
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why the signer would refuse `subject` (PUSHDESK_VAPID_SUBJECT), or None."""
+    if _sign_problem({"aud": "https://push.example.com", "exp": 1, "sub": subject}):
+        return (
+            "the VAPID signer refuses it: use mailto:you@example.com or https://host.example "
+            "(no path)"
+        )
+    return None
 
 
 def public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
@@ -112,12 +155,16 @@ class VapidSigner:
         self.signatures = 0  # how many JWTs this signer made; tests and metrics read it
 
     def authorization(self, audience: str, now: float | None = None) -> str:
+        """The `Authorization` header for `audience`; UnsignableClaim if py_vapid refuses it."""
         now = time.time() if now is None else now
         token = self._tokens.get(audience)
         if token is None or token.expires - now < REFRESH_MARGIN:
             expires = int(now) + TOKEN_LIFETIME
             claims = {"aud": audience, "exp": expires, "sub": self.subject}
-            header = self._vapid.sign(claims)["Authorization"]
+            try:
+                header = self._vapid.sign(claims)["Authorization"]
+            except VapidException as exc:
+                raise UnsignableClaim(f"VAPID signer refused {audience!r}: {exc}") from None
             token = _Token(header, expires)
             self._tokens[audience] = token
             self.signatures += 1
