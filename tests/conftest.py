@@ -82,17 +82,15 @@ async def other_push_service():
     await service.stop()
 
 
-def fast_runtime(**worker):
+def fast_runtime(sender=None, **worker):
     """Embedded worker tuned for tests: short polls, small batches, quick retries."""
     from service.app import Runtime
     from service.fanout import WorkerOptions
     from service.webpush.sender import SenderOptions
 
     options = {"poll_interval": 0.05, "batch_size": 100, "inline_wait": 0.5, **worker}
-    return Runtime(
-        worker=WorkerOptions(**options),
-        sender=SenderOptions(allow_loopback=True, backoff_base=0.01, backoff_cap=0.05),
-    )
+    sending = {"allow_loopback": True, "backoff_base": 0.01, "backoff_cap": 0.05, **(sender or {})}
+    return Runtime(worker=WorkerOptions(**options), sender=SenderOptions(**sending))
 
 
 @pytest.fixture

@@ -44,7 +44,8 @@ class Received:
 
 @dataclass
 class Script:
-    """Answers an endpoint gives before behaving normally: (status, headers) or 'drop'/'slow'."""
+    """Answers an endpoint gives before behaving normally: (status, headers[, body]) or
+    'drop'/'slow'."""
 
     steps: list[Any] = field(default_factory=list)
 
@@ -90,6 +91,15 @@ class FakePushService(LoopbackServer):
         self.app = web.Application()
         self.app.router.add_post("/push/{id}", self.handle)
         self._counter = 0
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def arrived(self, count: int) -> None:
+        """Wait (at most 30 s) until `count` requests have arrived, answered or not."""
+        if len(self.arrivals) >= count:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((count, future))
+        await asyncio.wait_for(future, 30)
 
     @property
     def origin(self) -> str:
@@ -121,6 +131,9 @@ class FakePushService(LoopbackServer):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         endpoint_id = request.match_info["id"]
         self.arrivals.append(time.monotonic())
+        for count, future in self._waiting:
+            if len(self.arrivals) >= count and not future.done():
+                future.set_result(None)
         if self.delay:
             await asyncio.sleep(self.delay)
         response = await self._answer(request, endpoint_id)
@@ -138,13 +151,12 @@ class FakePushService(LoopbackServer):
             if step == "slow":
                 await asyncio.sleep(self.slow_seconds)
             else:
-                status, headers = step
+                status, headers, *body = step  # (status, headers[, raw body])
+                scripted = {"code": status, "errno": 999, "error": "Scripted", "message": "x"}
                 return web.Response(
                     status=status,
                     headers=headers,
-                    text=json.dumps(
-                        {"code": status, "errno": 999, "error": "Scripted", "message": "scripted"}
-                    ),
+                    body=body[0] if body else json.dumps(scripted).encode(),
                 )
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:

@@ -188,7 +188,7 @@ async def get_alert(request: web.Request) -> web.Response:
 async def cancel_alert(request: web.Request) -> web.Response:
     await editor_name(request)
     alert = await alert_or_404(request)
-    if alert.status in ("cancelled", "failed"):
+    if alert.status == "cancelled":
         raise ApiError(409, "finished", f"alert {alert.public_id} is already {alert.status}")
     cancelled = await request.app[STORE].cancel_alert(alert.public_id)
     if cancelled is None or cancelled.status != "cancelled":
