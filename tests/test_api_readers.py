@@ -136,6 +136,15 @@ OFF_CURVE = (
             "subscription.endpoint",
         ),
         ({"subscription": {"endpoint": FCM + "a" * 1100, "keys": KEYS}}, "subscription.endpoint"),
+        # Audiences py_vapid refuses: the reader could never be signed for.
+        (
+            {"subscription": {"endpoint": "https://fcm.googleapis.com:/fcm/send/x", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
+        (
+            {"subscription": {"endpoint": "http://[::1]:8080/push/x", "keys": KEYS}},
+            "subscription.endpoint",
+        ),
         ({"subscription": {"endpoint": 5, "keys": KEYS}}, "subscription.endpoint"),
         ({"subscription": {"endpoint": FCM + "a\r\nX: 1", "keys": KEYS}}, "subscription.endpoint"),
         ({"subscription": {"endpoint": FCM + "a b", "keys": KEYS}}, "subscription.endpoint"),

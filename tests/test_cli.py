@@ -191,6 +191,8 @@ async def test_subscriptions_import_reports_bad_lines_and_export_round_trips(set
         15: json.dumps({**good[15], "endpoint": "https://evil.example/x"}),
         19: json.dumps({**good[19], "topics": ["gardening"]}),
         23: json.dumps({**good[23], "colour": "red"}),
+        # an empty port: py_vapid would refuse its audience in the middle of an alert
+        27: json.dumps({**good[27], "endpoint": "https://fcm.googleapis.com:/fcm/send/p"}),
     }
     for n, text in bad.items():
         lines[n - 1] = text
@@ -198,20 +200,21 @@ async def test_subscriptions_import_reports_bad_lines_and_export_round_trips(set
     source.write_text("\n".join(lines) + "\n")
     run = await pushdesk(settings, "subscriptions", "import", str(source))
     assert run.code == 1
-    assert "imported 25 new and 0 known readers; 5 lines skipped" in run.out
+    assert "imported 24 new and 0 known readers; 6 lines skipped" in run.out
     reported = [line for line in run.err.splitlines() if line.strip()]
     assert [int(line.split("line ")[1].split(":")[0]) for line in reported] == sorted(bad)
     assert "subscription.keys.p256dh" not in run.err and "keys.p256dh" in run.err
     assert "not valid JSON" in run.err and "unknown topic" in run.err
+    assert "VAPID audience" in run.err
 
     again = await pushdesk(settings, "subscriptions", "import", str(source))
-    assert "imported 0 new and 25 known readers" in again.out
+    assert "imported 0 new and 24 known readers" in again.out
 
     out = tmp_path / "export.jsonl"
     exported = await pushdesk(settings, "subscriptions", "export", str(out))
-    assert exported.code == 0 and "exported 25 readers" in exported.out
+    assert exported.code == 0 and "exported 24 readers" in exported.out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 25
+    assert len(rows) == 24
     tokyo = next(r for r in rows if r["endpoint"] == good[3]["endpoint"])
     assert tokyo["topics"] == ["sport", "world"] and tokyo["timezone"] == "Asia/Tokyo"
     assert tokyo["quietHours"] == {"start": "23:00", "end": "06:30"} and tokyo["maxPerDay"] == 3

@@ -138,3 +138,93 @@ async def test_serve_with_worker_processes_and_graceful_sigterm(settings, push_s
     )
     assert copies[0] == 0
     assert sum(n for c, n in copies.items() if c > 1) <= 500  # at most the batch in flight
+
+
+async def test_a_subject_the_signer_refuses_stops_start_up_with_one_line(settings):
+    """Accepted by a loose check but refused by py_vapid, it used to crash every worker at
+    warm-up, once a second, while /readyz answered 200."""
+    run = await pushdesk(
+        settings,
+        "serve",
+        "--workers",
+        "1",
+        PUSHDESK_VAPID_SUBJECT="https://news.example.com/contact",
+    )
+    assert run.code == 2 and "Traceback" not in run.err
+    [line] = run.err.strip().splitlines()
+    assert line.startswith("pushdesk: config: PUSHDESK_VAPID_SUBJECT") and "signer" in line
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            found.update(int(p) for p in fh.read().split())
+    return found
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        pairs = [item.split(b"=", 1) for item in fh.read().split(b"\0") if b"=" in item]
+    return {k.decode(): v.decode() for k, v in pairs}
+
+
+async def test_alerts_stored_while_workers_start_do_not_kill_them(settings, push_service):
+    """SIGUSR1 (the wake-up) used to reach a worker before it installed its handler, and its
+    default action ended the worker. Alerts posted from the API's first answer on: the same
+    workers live on and send; at exit `serve` removes its metrics directory."""
+    added = await pushdesk(settings, "editors", "add", "desk")
+    headers = {"Authorization": f"Bearer {added.out.strip().splitlines()[-1]}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start_serve(settings, port, "--workers", "2")
+    workers = children(proc.pid)
+    metrics_dir = environment_of(min(workers))["PROMETHEUS_MULTIPROC_DIR"]
+    async with aiohttp.ClientSession() as session:
+        ids = []
+        for n in range(20):  # the first ones land while the workers import and warm up
+            body = {"title": f"Early {n}", "url": f"https://n.example/early/{n}", "force": True}
+            async with session.post(f"{base}/api/alerts", json=body, headers=headers) as resp:
+                assert resp.status == 202, await resp.text()
+                ids.append((await resp.json())["id"])
+            await asyncio.sleep(0.05)
+        endpoints = await subscribe_many(session, base, push_service, 5)
+        body = {"title": "After", "url": "https://n.example/after"}
+        async with session.post(f"{base}/api/alerts", json=body, headers=headers) as resp:
+            last = await resp.json()
+        done = await wait_alert(session, base, last["id"], headers)
+        assert done["counts"]["delivered"] == 5 and len(push_service.messages(endpoints[0])) == 1
+        for alert_id in ids:
+            assert (await wait_alert(session, base, alert_id, headers))["status"] == "done"
+    assert children(proc.pid) == workers  # none died and was replaced
+    assert os.path.isdir(metrics_dir)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+    assert not os.path.exists(metrics_dir)
+
+
+async def test_readyz_says_not_ready_while_workers_fail_to_start(settings):
+    """A worker that cannot start (here its VAPID key file became readable by others, which
+    it refuses) is restarted with a growing pause, and /readyz answers 503 meanwhile."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start_serve(settings, port, "--workers", "1")
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.get(f"{base}/readyz") as resp:
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+        assert resp.status == 200
+        for key_file in settings.keys_dir.glob("*.pem"):
+            key_file.chmod(0o644)
+        [worker] = children(proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        for _ in range(100):
+            async with session.get(f"{base}/readyz") as resp:
+                body = await resp.json()
+            if resp.status == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert resp.status == 503 and body["checks"]["workers"] is False
+        assert body["checks"]["database"] is True
