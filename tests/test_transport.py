@@ -398,3 +398,24 @@ async def test_a_connection_idle_too_long_is_not_reused(raw_server, transport, m
     )
     assert statuses and all(answer.status == 201 for answer in statuses)
     assert raw_server.connections == 4  # the stale one closed, three new ones
+
+
+async def test_idle_connections_close_even_when_their_pool_is_not_used_again(
+    raw_server, transport, monkeypatch
+):
+    """Between alerts nobody asks an origin's pool again: the sweep still closes its idle
+    connections after MAX_IDLE (the push service sees them end) and drops the empty pool, so
+    readers spread over many origins leave no sockets or pools behind."""
+    from service.webpush import transport as module
+
+    monkeypatch.setattr(module, "MAX_IDLE", 0.05)
+    monkeypatch.setattr(module, "SWEEP_EVERY", 0.05)
+    assert (await transport.post(raw_server.origin, "/a", HEAD, b"1")).status == 201
+    assert raw_server.handlers and transport.pools == 1
+    for _ in range(100):
+        if not raw_server.handlers and transport.pools == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert not raw_server.handlers  # the server saw the connection end
+    assert transport.pools == 0
+    assert (await transport.post(raw_server.origin, "/b", HEAD, b"2")).status == 201
