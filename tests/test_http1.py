@@ -256,3 +256,40 @@ def test_answers_read_as_h11_reads_them(answer, cuts):
         assert not reader.reusable
     else:
         assert reader.reusable is keep_alive
+
+
+def test_trailers_are_bounded_in_count_and_bytes():
+    """A hostile answer of endless trailer lines is refused, not read for the whole timeout."""
+    head = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+    with pytest.raises(ProtocolError, match="trailer"):
+        AnswerReader().feed(head + b"X-T: 1\r\n" * 101 + b"\r\n")
+    with pytest.raises(ProtocolError, match="trailer"):
+        AnswerReader().feed(head + (b"X-T: " + b"a" * 4000 + b"\r\n") * 5 + b"\r\n")
+    answer = AnswerReader().feed(head + b"X-T: 1\r\n" * 100 + b"\r\n")
+    assert answer is not None and answer.status == 201
+
+
+def test_reading_many_small_chunks_is_linear():
+    """Four megabytes of one-byte chunks in one read: cutting the buffer per line made this
+    quadratic (terabytes copied); reading with an offset takes a fraction of a second. The
+    alarm is a guard 30 times wider than a linear read on a slow machine, not a speed test."""
+    import signal
+
+    raw = b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\na\r\n" * 700_000
+    previous = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("quadratic read"))
+    signal.alarm(30)
+    try:
+        reader = AnswerReader()
+        answer = reader.feed(raw)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert answer is not None and answer.body == b"a" * MAX_ERROR_BODY
+    assert not reader.reusable  # not read to its end: the connection is closed
+
+
+def test_a_head_trickled_byte_by_byte_reads_the_same():
+    reader = AnswerReader()
+    answers = [reader.feed(bytes([byte])) for byte in MOZILLA_GONE]
+    assert next(a for a in answers if a is not None).status == 410
+    assert reader.reusable

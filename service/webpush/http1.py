@@ -78,8 +78,11 @@ class AnswerReader:
         "_fields",
         "_keep_alive",
         "_remaining",
+        "_scanned",
         "_state",
         "_status",
+        "_trailer_bytes",
+        "_trailers",
         "reusable",
     )
 
@@ -95,10 +98,13 @@ class AnswerReader:
         self._keep_alive = True
         self._remaining = 0
         self._body = b""
+        self._trailers = 0
+        self._trailer_bytes = 0
+        self._scanned = 0  # how far the head was searched for its end: no byte twice
         self.reusable = False
 
     def feed(self, data: bytes) -> Answer | None:
-        self._buffer = self._buffer + data if self._buffer else data
+        self._buffer = self._buffer + data if self._buffer else data  # bounded: see below
         while True:
             state = self._state
             if state == _HEAD:
@@ -124,8 +130,9 @@ class AnswerReader:
     # -- the head --------------------------------------------------------------------------
     def _read_head(self) -> bool:
         buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n")
+        end = buffer.find(b"\r\n\r\n", self._scanned)
         if end < 0:
+            self._scanned = max(0, len(buffer) - 3)
             if len(buffer) > MAX_HEAD:
                 raise ProtocolError("answer head too long")
             if not b"HTTP/1.".startswith(buffer[:7]):
@@ -138,6 +145,7 @@ class AnswerReader:
             raise ProtocolError("not an HTTP/1.1 answer")
         section = buffer[status_line.end() : end + 2]  # the header lines, each ending in CRLF
         self._buffer = buffer[end + 4 :]
+        self._scanned = 0
         status = int(status_line.group(2))
         if 100 <= status < 200:
             if status == 101:
@@ -192,38 +200,52 @@ class AnswerReader:
         return self._partial()
 
     def _read_chunked(self) -> bool:
-        """Reads chunks; True when the last chunk and the trailers are in."""
-        while True:
-            buffer = self._buffer
-            if self._state == _CHUNK_DATA:
-                if len(buffer) < self._remaining + 2:
-                    taken = min(len(buffer), self._remaining)
-                    self._keep(buffer[:taken])
-                    self._remaining -= taken
-                    self._buffer = buffer[taken:]
+        """Reads chunks; True when the last chunk and the trailers are in.
+
+        Linear in the bytes received: it walks the buffer with an offset and cuts it once at
+        the end (cutting it per line was quadratic: one answer of many small chunks or trailer
+        lines pinned a worker's CPU until its timeout). Trailers are bounded like the head.
+        """
+        buffer, pos = self._buffer, 0
+        try:
+            while True:
+                if self._state == _CHUNK_DATA:
+                    available = len(buffer) - pos
+                    if available < self._remaining + 2:
+                        taken = min(available, self._remaining)
+                        self._keep(buffer[pos : pos + taken])
+                        self._remaining -= taken
+                        pos += taken
+                        return False
+                    end = pos + self._remaining
+                    if buffer[end : end + 2] != b"\r\n":
+                        raise ProtocolError("chunk not followed by CRLF")
+                    self._keep(buffer[pos:end])
+                    pos = end + 2
+                    self._state = _CHUNK_LINE
+                    continue
+                end = buffer.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buffer) - pos > MAX_HEAD:
+                        raise ProtocolError("chunk line too long")
                     return False
-                if buffer[self._remaining : self._remaining + 2] != b"\r\n":
-                    raise ProtocolError("chunk not followed by CRLF")
-                self._keep(buffer[: self._remaining])
-                self._buffer = buffer[self._remaining + 2 :]
-                self._state = _CHUNK_LINE
-                continue
-            end = buffer.find(b"\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    raise ProtocolError("chunk line too long")
-                return False
-            line, self._buffer = buffer[:end], buffer[end + 2 :]
-            if self._state == _TRAILERS:
-                if not line:
-                    self._state = _HEAD
-                    return True
-                continue  # a trailer field: not needed
-            size = CHUNK_SIZE.fullmatch(line)
-            if size is None:
-                raise ProtocolError("invalid chunk size")
-            self._remaining = int(size.group(1), 16)
-            self._state = _TRAILERS if self._remaining == 0 else _CHUNK_DATA
+                line, pos = buffer[pos:end], end + 2
+                if self._state == _TRAILERS:
+                    if not line:
+                        self._state = _HEAD
+                        return True
+                    self._trailer_bytes += len(line) + 2
+                    self._trailers += 1
+                    if self._trailers > MAX_HEADERS or self._trailer_bytes > MAX_HEAD:
+                        raise ProtocolError("too many trailer fields")
+                    continue  # a trailer field: not needed
+                size = CHUNK_SIZE.fullmatch(line)
+                if size is None:
+                    raise ProtocolError("invalid chunk size")
+                self._remaining = int(size.group(1), 16)
+                self._state = _TRAILERS if self._remaining == 0 else _CHUNK_DATA
+        finally:
+            self._buffer = buffer[pos:]
 
     def _keep(self, data: bytes) -> None:
         room = MAX_ERROR_BODY - len(self._body)
