@@ -136,6 +136,19 @@ OFF_CURVE = (
             "subscription.endpoint",
         ),
         ({"subscription": {"endpoint": FCM + "a" * 1100, "keys": KEYS}}, "subscription.endpoint"),
+        # Push services listen on 443 at well-formed names on the allow-list.
+        *(
+            ({"subscription": {"endpoint": endpoint, "keys": KEYS}}, "subscription.endpoint")
+            for endpoint in (
+                "https://fcm.googleapis.com:22/fcm/send/x",
+                "https://fcm.googleapis.com:0443/fcm/send/x",
+                "https://updates.push.services.mozilla.com:8443/wpush/v2/x",
+                "https://a..push.apple.com/x",
+                "https://x%2ey.push.apple.com/x",
+                "https://-x.push.apple.com/x",
+                "https://fcm.googleapis.com./fcm/send/x",
+            )
+        ),
         # Audiences py_vapid refuses: the reader could never be signed for.
         (
             {"subscription": {"endpoint": "https://fcm.googleapis.com:/fcm/send/x", "keys": KEYS}},
@@ -358,3 +371,20 @@ def test_public_ids_made_in_bulk_are_uniform_letters():
     chi2 = sum((counts[letter] - expected) ** 2 / expected for letter in ID_ALPHABET)
     assert chi2 < 150
     assert new_public_ids(0) == []
+
+
+async def test_an_endpoint_has_one_spelling(client):
+    """`:443` and upper case are the same push service: stored once, in one spelling, so a
+    reader has one endpoint and one VAPID audience."""
+    keys = BrowserKeys.generate()
+    given = "HTTPS://FCM.googleapis.com:443/fcm/send/AbC"
+    resp = await client.post(
+        "/api/subscriptions", json={"subscription": keys.subscription_json(given)}
+    )
+    assert resp.status == 201
+    first = await resp.json()
+    again = keys.subscription_json("https://fcm.googleapis.com/fcm/send/AbC")
+    resp = await client.post("/api/subscriptions", json={"subscription": again})
+    assert resp.status == 200 and (await resp.json())["id"] == first["id"]
+    stored = await client.app[STORE].get_subscription(first["id"])
+    assert stored is not None and stored.endpoint == "https://fcm.googleapis.com/fcm/send/AbC"

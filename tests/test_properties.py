@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -89,21 +90,38 @@ def test_real_browser_subscriptions_always_parse(n):
 
 
 def endpoint_verdict_whole_url(value: str, settings: Settings) -> bool:
-    """The check as it was before origins were cached: urlsplit on the whole endpoint."""
+    """The endpoint rules written another way: urlsplit on the whole endpoint, as an oracle
+    for the cached per-origin check."""
     if not value or len(value) > MAX_ENDPOINT_LENGTH or not all("!" <= c <= "~" for c in value):
         return False
     try:
         parts = urlsplit(value)
         host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018
+        port = parts.port
     except ValueError:
         return False
     # Any "@" in the authority is userinfo, and any "#" a fragment, even an empty one
     if not host or "@" in parts.netloc or "#" in value:
         return False
+    after_host = parts.netloc.rsplit("]", 1)[-1]
+    if after_host.endswith(":"):
+        return False  # an empty port: py_vapid refuses that audience
     if settings.allow_http_endpoints and is_loopback(host) and parts.scheme in ("http", "https"):
-        return True
-    return parts.scheme == "https" and host_allowed(host, settings.push_hosts)
+        return ":" not in host  # nor an IPv6 literal
+    labels = host.split(".")
+    named = (
+        len(labels) > 1
+        and not labels[-1].isdigit()
+        and all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels)
+    )
+    port_text = after_host.partition(":")[2] if ":" in after_host else None
+    return (
+        parts.scheme == "https"
+        and named
+        and port_text in (None, "443")
+        and port in (None, 443)
+        and host_allowed(host, settings.push_hosts)
+    )
 
 
 url_pieces = st.tuples(
@@ -122,10 +140,15 @@ url_pieces = st.tuples(
             "::1]",
             "web.push.apple.com",
             "x.notify.windows.com",
+            "a..push.apple.com",
+            "x%2ey.push.apple.com",
+            "-x.push.apple.com",
+            "1.2.3.4",
+            "fcm.googleapis.com.",
             "",
         ]
     ),
-    st.sampled_from(["", ":443", ":8443", ":99999", ":x", ":", ":0"]),
+    st.sampled_from(["", ":443", ":8443", ":99999", ":x", ":", ":0", ":22", ":0443", ":443:"]),
     st.text("abc/?#=%&:@[]", max_size=12),
 )
 
@@ -136,12 +159,19 @@ def test_endpoint_check_by_cached_origin_matches_whole_url_check(pieces, allow_h
     value = "".join(pieces)
     config = Settings(allow_http_endpoints=allow_http)
     try:
-        assert parse_endpoint(value, config) == value
+        spelled = parse_endpoint(value, config)
         accepted = True
     except ApiError as exc:
         assert exc.status == 400 and exc.field == "subscription.endpoint"
         accepted = False
     assert accepted == endpoint_verdict_whole_url(value, config)
+    if accepted:  # one spelling: the same URL, scheme and host lower-cased, no :443 on https
+        given_parts, spelled_parts = urlsplit(value), urlsplit(spelled)
+        assert spelled_parts.hostname == given_parts.hostname
+        assert (spelled_parts.path, spelled_parts.query) == (given_parts.path, given_parts.query)
+        assert spelled_parts.netloc == spelled_parts.netloc.lower()
+        assert not (spelled.startswith("https:") and spelled_parts.port == 443)
+        assert parse_endpoint(spelled, config) == spelled
 
 
 @pytest.mark.parametrize(
