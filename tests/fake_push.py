@@ -152,7 +152,12 @@ class FakePushService(LoopbackServer):
                 await asyncio.sleep(self.slow_seconds)
             else:
                 status, headers, *body = step  # (status, headers[, raw body])
-                scripted = {"code": status, "errno": 999, "error": "Scripted", "message": "x"}
+                scripted = {
+                    "code": status,
+                    "errno": 999,
+                    "error": "Scripted",
+                    "message": "scripted",
+                }
                 return web.Response(
                     status=status,
                     headers=headers,
