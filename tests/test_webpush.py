@@ -17,7 +17,14 @@ from service.webpush.crypto import MAX_PLAINTEXT, encrypt
 from service.webpush.encoding import b64url_decode, b64url_encode
 from service.webpush.keys import P256_B, P256_PRIME, InvalidKey, on_p256_curve, parse_p256dh
 from service.webpush.payload import Message, PayloadTooLarge, build_payload
-from service.webpush.sender import PreparedMessage, Sender, SenderOptions, Target, prepare
+from service.webpush.sender import (
+    PreparedMessage,
+    Sender,
+    SenderOptions,
+    Target,
+    address_allowed,
+    prepare,
+)
 from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
 from tests.helpers import BrowserKeys
 
@@ -488,6 +495,72 @@ async def test_private_and_loopback_addresses_are_refused_before_connecting(keyr
     assert outcome.result is Result.REJECTED
     assert "not a public address" in outcome.reason or "non-public" in outcome.reason
     assert sender.requests <= 1
+
+
+# Every IANA special-purpose range (IPv4 and IPv6 registries) and the IPv6 forms that embed an
+# IPv4 address: only globally routable unicast may be reached.
+ADDRESSES = [
+    ("8.8.8.8", True),
+    ("142.250.1.1", True),
+    ("2001:4860:4860::8888", True),
+    ("2a00:1450:4001::1", True),
+    ("::ffff:8.8.8.8", True),  # mapped: judged as 8.8.8.8
+    ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+    ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ("0.0.0.0", False),
+    ("10.0.0.1", False),
+    ("100.64.0.1", False),  # shared address space (carrier NAT)
+    ("127.0.0.1", False),
+    ("169.254.169.254", False),  # link-local: cloud metadata
+    ("172.16.0.1", False),
+    ("192.0.0.1", False),
+    ("192.0.2.1", False),
+    ("192.88.99.1", False),  # 6to4 relay anycast
+    ("192.168.1.1", False),
+    ("198.18.0.1", False),
+    ("198.51.100.1", False),
+    ("203.0.113.1", False),
+    ("224.0.0.1", False),
+    ("240.0.0.1", False),
+    ("255.255.255.255", False),
+    ("::", False),
+    ("::1", False),
+    ("::127.0.0.1", False),  # IPv4-compatible (deprecated)
+    ("::8.8.8.8", False),
+    ("::ffff:127.0.0.1", False),
+    ("::ffff:10.0.0.1", False),
+    ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+    ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+    ("64:ff9b:1::a00:1", False),  # local-use NAT64
+    ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+    ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+    ("100::1", False),  # discard-only
+    ("2001::1", False),  # Teredo
+    ("2001:2::1", False),  # benchmarking
+    ("2001:10::1", False),  # ORCHID
+    ("2001:20::1", False),  # ORCHIDv2
+    ("2001:db8::1", False),
+    ("3fff::1", False),  # documentation (RFC 9637)
+    ("5f00::1", False),  # outside global unicast 2000::/3
+    ("fc00::1", False),
+    ("fd12:3456::1", False),
+    ("fe80::1", False),
+    ("fe80::1%eth0", False),
+    ("fec0::1", False),  # site-local
+    ("ff02::1", False),
+    ("not an address", False),
+]
+
+
+@pytest.mark.parametrize(("address", "allowed"), ADDRESSES)
+def test_only_globally_routable_addresses_are_reached(address, allowed):
+    assert address_allowed(address, allow_loopback=False) is allowed
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_loopback_is_reached_only_when_allowed_for_tests(address):
+    assert address_allowed(address, allow_loopback=True)
+    assert not address_allowed(address, allow_loopback=False)
 
 
 def test_prepare_refuses_bad_headers():

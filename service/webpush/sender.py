@@ -55,13 +55,56 @@ class BlockedAddress(OSError):
     """The endpoint's host is, or resolves to, an address we must not connect to."""
 
 
+# IPv6 global unicast is 2000::/3; Python 3.11's is_global also passes reserved and site-local
+# space. These special ranges are not for push services either.
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+NOT_GLOBAL = (
+    ipaddress.ip_network("192.88.99.0/24"),  # 6to4 relay anycast (deprecated, RFC 7526)
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215)
+    ipaddress.ip_network("3fff::/20"),  # documentation (RFC 9637)
+    ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, RFC 3879)
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291): ::a.b.c.d
+
+
+def embedded_ipv4(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches (mapped, compatible, NAT64, 6to4), if any:
+    `64:ff9b::7f00:1` is 127.0.0.1 through a NAT64 gateway, and must be judged as that."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1 themselves
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(address: str, allow_loopback: bool) -> bool:
+    """Only globally routable unicast addresses (and loopback, for tests, when allowed): an
+    endpoint must not steer us into private, link-local or special-purpose space, however
+    the address is written."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            address.split("%", 1)[0]
+        )
     except ValueError:
         return False
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        if isinstance(ip, ipaddress.IPv6Address) and ip in IPV4_COMPATIBLE:
+            return False  # deprecated form: no push service is reached through it
+        ip = inner
     if ip.is_loopback:
         return allow_loopback
+    if any(ip in network for network in NOT_GLOBAL if network.version == ip.version):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in GLOBAL_UNICAST_V6:
+        return False
     return ip.is_global and not ip.is_multicast
 
 
