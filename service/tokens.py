@@ -70,7 +70,9 @@ def new_secret() -> str:
 
 
 def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8")).digest()
+    """SHA-256 of the secret. Any string hashes, even one holding lone surrogates (aiohttp
+    reads header bytes that are not UTF-8 as those): it simply matches no secret we made."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
 def secret_matches(secret: str, stored_hash: bytes | None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -388,3 +390,68 @@ async def test_an_endpoint_has_one_spelling(client):
     assert resp.status == 200 and (await resp.json())["id"] == first["id"]
     stored = await client.app[STORE].get_subscription(first["id"])
     assert stored is not None and stored.endpoint == "https://fcm.googleapis.com/fcm/send/AbC"
+
+
+async def test_a_known_endpoint_with_other_keys_is_no_takeover(client):
+    """Whoever knows a reader's endpoint must not get their id, preferences or alerts by
+    subscribing it with their own keys; the reader's own browser (same keys) comes back as
+    before, and the reader's token may change the keys."""
+    victim = BrowserKeys.generate()
+    endpoint = FCM + "victim"
+    body = {"subscription": victim.subscription_json(endpoint), "topics": ["world"]}
+    resp = await client.post("/api/subscriptions", json=body)
+    assert resp.status == 201
+    reader = await resp.json()
+
+    attacker = BrowserKeys.generate()
+    resp = await client.post(
+        "/api/subscriptions", json={"subscription": attacker.subscription_json(endpoint)}
+    )
+    assert resp.status == 409
+    answer = await resp.json()
+    assert answer["error"]["code"] == "conflict" and reader["id"] not in json.dumps(answer)
+    stored = await client.app[STORE].get_subscription(reader["id"])
+    assert stored is not None and stored.p256dh == victim.p256dh and stored.topics == ["world"]
+    own = {"Authorization": f"Bearer {reader['token']}"}
+    assert (await client.get(f"/api/subscriptions/{reader['id']}", headers=own)).status == 200
+
+    resp = await client.post("/api/subscriptions", json=body)  # the same browser again
+    assert resp.status == 200 and (await resp.json())["id"] == reader["id"]
+    token = (await resp.json())["token"]
+
+    renewed = BrowserKeys.generate()  # the reader's token may change the keys
+    resp = await client.post(
+        "/api/subscriptions",
+        json={"subscription": renewed.subscription_json(endpoint)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert resp.status == 200 and (await resp.json())["id"] == reader["id"]
+    stored = await client.app[STORE].get_subscription(reader["id"])
+    assert stored is not None and stored.p256dh == renewed.p256dh
+
+
+async def raw_request(client, head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    """Bytes on the wire as they are (aiohttp's client would re-encode a header)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    answer = await reader.read()
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1] or b"{}")
+
+
+async def test_a_header_that_is_not_utf8_is_a_401_or_404_not_a_500(client):
+    keys = BrowserKeys.generate()
+    resp = await client.post(
+        "/api/subscriptions", json={"subscription": keys.subscription_json(FCM + "u")}
+    )
+    reader = await resp.json()
+    auth = b"Authorization: Bearer \xff\xfe\x80token\r\n"
+    for request in (
+        b"GET /api/subscriptions/%s HTTP/1.1\r\nHost: x\r\n" % reader["id"].encode(),
+        b"GET /api/alerts HTTP/1.1\r\nHost: x\r\n",
+        b"POST /api/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+    ):
+        status, answer = await raw_request(client, request + auth, b"{}")
+        assert status in (401, 404), (request, status)
+        assert answer["error"]["code"]

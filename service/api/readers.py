@@ -56,10 +56,29 @@ async def subscribe(request: web.Request) -> web.Response:
         preferences=prefs,
         default_topics=tuple(settings.default_topics),
     )
-    sub, created = await request.app[STORE].upsert_subscription(new)
+    try:
+        sub, created = await request.app[STORE].upsert_subscription(new, presented_proof(request))
+    except EndpointTaken:
+        # Someone who knows a reader's endpoint, but not their keys or token: no takeover,
+        # and nothing of that reader in the answer.
+        raise ApiError(
+            409,
+            "conflict",
+            "that endpoint is subscribed with other keys; send the reader's token to change them",
+            "subscription.keys",
+        ) from None
     return web.json_response(
         {**sub.preferences_json(), "token": token}, status=201 if created else 200
     )
+
+
+def presented_proof(request: web.Request) -> bytes | None:
+    """The hash of the bearer token this request carries, if it carries one we could issue."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not token.isascii():
+        return None
+    return hash_secret(token)
 
 
 def not_found() -> ApiError:

@@ -90,11 +90,15 @@ class ReaderStore(Protocol):
     async def count_subscriptions_by_key(self) -> dict[str, int]: ...
 
     # -- subscriptions -----------------------------------------------------------------
-    async def upsert_subscription(self, new: NewSubscription) -> tuple[Subscription, bool]:
+    async def upsert_subscription(
+        self, new: NewSubscription, proof: bytes | None = None
+    ) -> tuple[Subscription, bool]:
         """Insert, or update the row with the same endpoint; True when it was created.
 
         On update only the preference keys present in `new.preferences` change, the keys and
-        the token hash are replaced.
+        the token hash are replaced. An endpoint known with other keys is refreshed only when
+        `proof` (the hash of the token the request presented) is that reader's token hash;
+        otherwise EndpointTaken, and nothing changes (`rows.may_take_over`).
         """
 
     async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:

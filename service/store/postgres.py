@@ -42,6 +42,7 @@ from .rows import (
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
     cancelled_status,
+    may_take_over,
     preference_columns,
     recipient_from_row,
     sort_outcomes,
@@ -175,9 +176,17 @@ class PostgresStore:
         return {r[0]: r[1] for r in rows}
 
     # -- subscriptions ----------------------------------------------------------------
-    async def upsert_subscription(self, new: NewSubscription) -> tuple[Subscription, bool]:
+    async def upsert_subscription(
+        self, new: NewSubscription, proof: bytes | None = None
+    ) -> tuple[Subscription, bool]:
         now = time.time()
         async with self._tx() as conn:
+            known = await conn.fetchrow(
+                "SELECT p256dh, auth, token_hash FROM subscriptions WHERE endpoint=$1 FOR UPDATE",
+                new.endpoint,
+            )
+            if known is not None and not may_take_over((known[0], known[1]), known[2], new, proof):
+                raise EndpointTaken("that endpoint is subscribed with other keys")
             # xmax is 0 only for a row this statement inserted: tells insert from update.
             sub_id, created = await conn.fetchrow(
                 "INSERT INTO subscriptions (public_id, endpoint, p256dh, auth, vapid_key_id, "

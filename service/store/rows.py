@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
-from .models import COUNT_FIELDS, Alert, QuietHours, Recipient, Subscription
+from .models import COUNT_FIELDS, Alert, NewSubscription, QuietHours, Recipient, Subscription
 
 SUBSCRIPTION_COLUMNS = (
     "id, public_id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, "
@@ -108,6 +109,23 @@ def cancelled_status(status: str, dropped: int) -> str:
     if status in ("done", "failed") and not dropped:
         return status
     return "cancelled"
+
+
+def may_take_over(
+    stored_keys: tuple[bytes, bytes],
+    stored_token_hash: bytes,
+    new: NewSubscription,
+    proof: bytes | None,
+) -> bool:
+    """Whether a subscribe naming an endpoint that is already a reader's may refresh it.
+
+    The same keys are the same browser coming back. Other keys for a known endpoint would
+    send that reader's alerts to whoever made them: only the holder of the reader's token
+    (the hash of the one this request presented, `proof`) may do that.
+    """
+    if (bytes(stored_keys[0]), bytes(stored_keys[1])) == (new.p256dh, new.auth):
+        return True
+    return proof is not None and hmac.compare_digest(proof, bytes(stored_token_hash))
 
 
 FAILURE_RESULTS = ("failed", "rejected", "too_large")

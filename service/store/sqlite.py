@@ -43,6 +43,7 @@ from .rows import (
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
     cancelled_status,
+    may_take_over,
     preference_columns,
     recipient_from_row,
     sort_outcomes,
@@ -201,13 +202,18 @@ class SQLiteStore:
         return {key: count for key, count in rows}
 
     # -- subscriptions ----------------------------------------------------------------
-    async def upsert_subscription(self, new: NewSubscription) -> tuple[Subscription, bool]:
+    async def upsert_subscription(
+        self, new: NewSubscription, proof: bytes | None = None
+    ) -> tuple[Subscription, bool]:
         now = time.time()
         async with self._write() as db:
             async with db.execute(
-                "SELECT id FROM subscriptions WHERE endpoint = ?", (new.endpoint,)
+                "SELECT id, p256dh, auth, token_hash FROM subscriptions WHERE endpoint = ?",
+                (new.endpoint,),
             ) as cur:
                 row = await cur.fetchone()
+            if row is not None and not may_take_over((row[1], row[2]), row[3], new, proof):
+                raise EndpointTaken("that endpoint is subscribed with other keys")
             if row is None:
                 cur = await db.execute(
                     "INSERT INTO subscriptions (public_id, endpoint, p256dh, auth, vapid_key_id, "

@@ -145,7 +145,9 @@
       var reg = r[0], key = r[1], state = r[2];
       return reg.pushManager.subscribe(pushOptions(key)).then(function (sub) {
         var body = Object.assign({ subscription: sub.toJSON() }, prefs);
-        return api(base, "POST", "/api/subscriptions", body).then(function (created) {
+        // Our own token proves this is our reader, should the endpoint come back with new keys.
+        var token = state && state.endpoint === sub.endpoint ? state.token : undefined;
+        return api(base, "POST", "/api/subscriptions", body, token).then(function (created) {
           var next = { id: created.id, token: created.token, endpoint: sub.endpoint,
             apiBase: base, applicationServerKey: key };
           return saveState(next).then(function () {
