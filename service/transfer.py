@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .api.errors import ApiError
-from .api.validation import PREFERENCE_JSON, parse_preferences, parse_push_subscription
+from .api.validation import (
+    PREFERENCE_JSON,
+    decode_json,
+    parse_preferences,
+    parse_push_subscription,
+)
 from .config import Settings
 from .store import NewSubscription, Store, Subscription
 
@@ -45,9 +50,9 @@ class ImportReport:
 def parse_line(text: str, settings: Settings, key_id: str) -> NewSubscription:
     """One line → a subscription ready for the store; raises ValueError with a clear message."""
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError("not valid JSON") from None
+        data = decode_json(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("is ")) from None
     if not isinstance(data, dict):
         raise ValueError("must be a JSON object")
     unknown = sorted(set(data) - set(SUBSCRIPTION_FIELDS) - set(PREFERENCE_JSON))

@@ -267,3 +267,34 @@ async def test_push_service_trouble_is_retried_and_counted(desk, push_service, o
     nxt = await desk.send_and_wait({"title": "T2", "url": STORY + "/2"})
     assert nxt["counts"]["skipped"] == 1 and counts_add_up(nxt)
     assert push_service.statuses(endpoints[2]) == [403]
+
+
+@pytest.mark.parametrize(
+    ("body", "query"),
+    [
+        (b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b"}", ""),  # RecursionError before
+        (b'{"title": "\\ud800 explosion", "url": "https://news.example/s"}', ""),
+        (b'{"title": "t", "url": "https://news.example/s", "body": "\\udfff"}', ""),
+        (b'{"title": "t", "url": "https://news.example/s", "topics": ["\\ud800"]}', ""),
+        (
+            b'{"title": "t", "url": "https://news.example/s", "x": ' + b"[" * 40 + b"]" * 40 + b"}",
+            "",
+        ),
+        (None, "?limit=²"),
+        (None, "?limit=" + "9" * 5000),
+        (None, "?limit=١٢"),
+    ],
+)
+async def test_shapes_that_were_500s_are_400s(desk, body, query):
+    """Deep JSON, lone surrogates (UnicodeEncodeError while building the payload) and limits
+    str.isdigit() took but int() refused answered 500; each is a 400 and nothing is stored."""
+    if body is None:
+        resp = await desk.client.get(f"/api/alerts{query}", headers=desk.auth)
+    else:
+        resp = await desk.client.post(
+            "/api/alerts", data=body, headers={**desk.auth, "Content-Type": "application/json"}
+        )
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] in ("invalid", "invalid_json") and error["message"]
+    assert await desk.store.list_alerts(10) == []

@@ -38,13 +38,21 @@ async def test_topics_catalogue_marks_breaking_as_default(client):
 
 
 async def test_subscribe_creates_with_defaults_then_upserts_by_endpoint(client):
-    resp = await client.post("/api/subscriptions", json=body_for())
+    browser = BrowserKeys.generate()
+    resp = await client.post(
+        "/api/subscriptions", json={"subscription": browser.subscription_json(FCM + "r1")}
+    )
     assert resp.status == 201
     first = await resp.json()
     assert first["topics"] == ["breaking"] and first["timezone"] == "UTC"
     assert first["quietHours"] is None and first["maxPerDay"] is None and first["token"]
 
-    again = body_for(topics=["world", "sport"], maxPerDay=3)
+    # The same browser (same endpoint and keys) subscribing again.
+    again = {
+        "subscription": browser.subscription_json(FCM + "r1"),
+        "topics": ["world", "sport"],
+        "maxPerDay": 3,
+    }
     resp = await client.post("/api/subscriptions", json=again)
     assert resp.status == 200
     second = await resp.json()

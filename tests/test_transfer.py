@@ -26,12 +26,18 @@ async def test_batches_written_behind_the_checking_keep_file_order(
     lines = [json.dumps({**sub, "topics": ["world"]}) for sub in subs]
     lines.insert(6, "{broken")  # line 7
     lines.append(json.dumps({**subs[1], "topics": ["sport"]}))  # line 14: b1 again, later wins
+    lines.append('{"endpoint": ' + "[" * 5000 + "]" * 5000 + "}")  # line 15: RecursionError
+    lines.append(json.dumps({**subs[2], "timezone": "\ud800"}))  # line 16: a lone surrogate
     store = await open_store(settings.database)
     try:
         await store.add_vapid_key("k", "B", "active")
         report = await transfer.import_lines(store, lines, settings, "k", processes=processes)
         assert (report.created, report.updated) == (12, 1)
-        assert report.problems == ["line 7: not valid JSON"]
+        assert report.problems == [
+            "line 7: not valid JSON",
+            "line 15: not valid JSON",
+            "line 16: holds text that is not valid Unicode (a lone surrogate)",
+        ]
         by_endpoint = {s.endpoint: s for s in await store.list_subscriptions(0, 100)}
         assert len(by_endpoint) == 12
         assert by_endpoint[subs[1]["endpoint"]].topics == ["sport"]

@@ -29,6 +29,8 @@ DEFAULT_TTL, MAX_TTL = 3600, 86400
 IDEMPOTENCY_WINDOW = 24 * 3600
 DUPLICATE_WINDOW = 10 * 60
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+LIMIT = re.compile(r"[0-9]{1,4}", re.ASCII)  # str.isdigit() took '²', which int() refuses
+MAX_LIST = 200
 ALERT_FIELDS = {
     "title",
     "url",
@@ -162,8 +164,8 @@ async def create_alert(request: web.Request) -> web.Response:
 async def list_alerts(request: web.Request) -> web.Response:
     await editor_name(request)
     raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise invalid("limit", "must be a whole number from 1 to 200")
+    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIST:
+        raise invalid("limit", f"must be a whole number from 1 to {MAX_LIST}")
     alerts = await request.app[STORE].list_alerts(int(raw))
     return web.json_response({"alerts": [a.as_json() for a in alerts]})
 

@@ -37,9 +37,38 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise ApiError(413, "too_large", f"request body is over {max_bytes} bytes")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+        return decode_json(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"request body {exc}") from None
+
+
+MAX_JSON_DEPTH = 32  # our documents nest three deep; a deeper one is not for us
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """JSON from outside, or ValueError saying what is wrong with it. Refused besides bad
+    syntax: nesting past MAX_JSON_DEPTH (deep enough nesting raised RecursionError), and text
+    that is not valid Unicode (a lone surrogate such as "\\ud800" could be stored, but not
+    encoded into a payload or a log line)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("is not valid JSON") from None
+    if not _shallow(data, MAX_JSON_DEPTH):
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds text that is not valid Unicode (a lone surrogate)") from None
+    return data
+
+
+def _shallow(value: Any, depth: int) -> bool:
+    if isinstance(value, dict):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value.values())
+    if isinstance(value, list):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value)
+    return True
 
 
 def require_object(value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
