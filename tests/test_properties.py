@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from service.api.errors import ApiError
 from service.api.validation import (
     MAX_ENDPOINT_LENGTH,
+    decode_json,
     host_allowed,
     is_loopback,
     parse_endpoint,
@@ -186,3 +187,32 @@ def test_empty_fragments_and_credentials_are_refused_too(endpoint):
     """An origin with an empty userinfo would be a wrong Host and VAPID audience."""
     with pytest.raises(ApiError):
         parse_endpoint(endpoint, Settings())
+
+
+json_ish = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(st.characters(codec=None), max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=json_ish,
+    depth=st.integers(0, 3000),
+    noise=st.binary(max_size=40),
+    surrogate=st.sampled_from(["", "\\ud800", "\\udfff", "\\ud83d"]),
+)
+def test_outside_json_decodes_or_is_refused_with_a_reason(document, depth, noise, surrogate):
+    """Whatever bytes come in (a document, nested deep, with lone surrogate escapes, with
+    noise): decode_json returns data that encodes as UTF-8 again, or raises ValueError."""
+    text = "[" * depth + json.dumps(document) + "]" * depth
+    for raw in (text.encode(), (text[:-1] + f'"{surrogate}"]').encode() if depth else b"", noise):
+        try:
+            data = decode_json(raw)
+        except ValueError as exc:
+            assert str(exc)
+            continue
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
