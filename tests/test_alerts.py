@@ -220,6 +220,25 @@ async def test_duplicate_guard_refuses_the_same_link_and_topics_within_ten_minut
     assert len(await desk.store.list_alerts(10)) == 3
 
 
+async def test_duplicate_guard_holds_whatever_idempotency_keys_two_desks_send(desk, push_service):
+    """The console always sends a key: two desks pushing the same story must not both go
+    out. The key still replays one desk's own retry."""
+    await desk.readers(push_service, 3, ["breaking"])
+    first = await desk.push({"title": "A", "url": STORY}, headers={"Idempotency-Key": "desk-1"})
+    assert first.status == 202
+    retry = await desk.push({"title": "A", "url": STORY}, headers={"Idempotency-Key": "desk-1"})
+    assert retry.status == 202 and (await retry.json())["id"] == (await first.json())["id"]
+    second = await desk.push({"title": "A!", "url": STORY}, headers={"Idempotency-Key": "desk-2"})
+    assert second.status == 409
+    error = (await second.json())["error"]
+    assert error["code"] == "duplicate" and error["alert"] == (await first.json())["id"]
+    anyway = await desk.push(
+        {"title": "A!", "url": STORY, "force": True}, headers={"Idempotency-Key": "desk-2b"}
+    )
+    assert anyway.status == 202
+    assert len(await desk.store.list_alerts(10)) == 2
+
+
 async def test_cancel_stops_the_rest(desk, push_service):
     endpoints = await desk.readers(push_service, 600, ["breaking"])
     push_service.delay = 0.02  # a slow push service: the alert takes a while

@@ -138,7 +138,9 @@ async def create_alert(request: web.Request) -> web.Response:
     creation = await store.create_alert(
         new,
         idempotency_window=IDEMPOTENCY_WINDOW,
-        duplicate_window=None if force or new.idempotency_key else DUPLICATE_WINDOW,
+        # The key replays one editor's retry; the guard keeps the same story from readers
+        # twice, whatever key two desks sent: it applies to every new alert unless forced.
+        duplicate_window=None if force else DUPLICATE_WINDOW,
     )
     alert = creation.alert
     if creation.outcome == "duplicate":
