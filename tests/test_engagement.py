@@ -50,6 +50,23 @@ async def test_beacons_are_validated_and_counted_once(desk, push_service):
     assert after["clickRate"] == round(1 / 3, 4)
 
 
+async def test_only_readers_in_the_audience_are_counted(desk, push_service):
+    """Any subscription id used to count for any alert (a click rate of 667% was seen): only
+    readers who followed the alert's topics when it was planned count."""
+    breaking = await desk.readers(push_service, 2, ["breaking"])
+    sport = await desk.readers(push_service, 3, ["sport"])
+    alert = await desk.send_and_wait({"title": "Audience", "topics": ["breaking"]})
+    later = await desk.readers(push_service, 1, ["breaking"])  # joined after it was planned
+    [reader, *_] = await reader_ids(desk, breaking)
+    outsiders = await reader_ids(desk, sport + later)
+    assert (await beacon(desk, "clicked", alert["id"], reader)).status == 204
+    for outsider in outsiders:
+        resp = await beacon(desk, "clicked", alert["id"], outsider)
+        assert resp.status == 400 and (await resp.json())["error"]["field"] == "subscriptionId"
+    after = await desk.alert(alert["id"])
+    assert after["counts"]["clicked"] == 1 and after["clickRate"] == 0.5
+
+
 async def test_figures_timeline_and_export_from_a_real_fan_out(desk, push_service):
     endpoints = await desk.readers(push_service, 200, ["world"])
     ids = await reader_ids(desk, endpoints)

@@ -36,6 +36,8 @@ async def event(request: web.Request) -> web.Response:
         raise invalid("alertId", "no such alert")
     if result == "unknown_subscription":
         raise invalid("subscriptionId", "no such subscription")
+    if result == "not_in_audience":  # a click rate of 667% was one forged beacon away
+        raise invalid("subscriptionId", "was not among this alert's readers")
     return web.Response(status=204)
 
 

@@ -209,7 +209,9 @@ class AlertStore(Protocol):
     ) -> str:
         """Count a browser's `shown`/`clicked` once per reader and alert.
 
-        Returns counted | duplicate | unknown_alert | unknown_subscription.
+        Only a reader in the alert's audience counts: subscribed when it was planned (inside
+        its shards' ranges) and following one of its topics. Returns counted | duplicate |
+        unknown_alert | unknown_subscription | not_in_audience.
         """
 
     async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:

@@ -737,16 +737,29 @@ class PostgresStore:
         self, alert_public_id: str, subscription_public_id: str, kind: str
     ) -> str:
         async with self._tx() as conn:
-            alert_id = await conn.fetchval(
-                "SELECT id FROM alerts WHERE public_id=$1", alert_public_id
+            alert_row = await conn.fetchrow(
+                "SELECT id, topics FROM alerts WHERE public_id=$1", alert_public_id
             )
-            if alert_id is None:
+            if alert_row is None:
                 return "unknown_alert"
+            alert_id, topics = alert_row[0], json.loads(alert_row[1])
             sub_id = await conn.fetchval(
                 "SELECT id FROM subscriptions WHERE public_id=$1", subscription_public_id
             )
             if sub_id is None:
                 return "unknown_subscription"
+            in_audience = await conn.fetchval(
+                # In the audience: subscribed when the alert was planned (within its shards'
+                # ranges) and following one of its topics.
+                "SELECT $1 <= (SELECT MAX(hi) FROM alert_shards WHERE alert_id=$2) "
+                "AND EXISTS (SELECT 1 FROM subscription_topics WHERE subscription_id=$1 "
+                "AND topic = ANY($3::text[]))",
+                sub_id,
+                alert_id,
+                topics,
+            )
+            if not in_audience:
+                return "not_in_audience"
             result = await conn.execute(
                 "INSERT INTO events (alert_id, subscription_id, type, at) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT DO NOTHING",

@@ -832,12 +832,27 @@ class SQLiteStore:
     ) -> str:
         now = time.time()
         async with self._write() as db:
-            alert_id = await _row_id(db, "alerts", alert_public_id)
-            if alert_id is None:
+            async with db.execute(
+                "SELECT id, topics FROM alerts WHERE public_id=?", (alert_public_id,)
+            ) as cur:
+                alert_row = await cur.fetchone()
+            if alert_row is None:
                 return "unknown_alert"
+            alert_id, topics = alert_row[0], json.loads(alert_row[1])
             sub_id = await _row_id(db, "subscriptions", subscription_public_id)
             if sub_id is None:
                 return "unknown_subscription"
+            marks = ",".join("?" * len(topics))
+            async with db.execute(
+                # In the audience: subscribed when the alert was planned (within its shards'
+                # ranges) and following one of its topics.
+                "SELECT 1 WHERE ? <= (SELECT MAX(hi) FROM alert_shards WHERE alert_id=?) "
+                "AND EXISTS (SELECT 1 FROM subscription_topics WHERE subscription_id=? "
+                f"AND topic IN ({marks}))",
+                (sub_id, alert_id, sub_id, *topics),
+            ) as cur:
+                if await cur.fetchone() is None:
+                    return "not_in_audience"
             cur = await db.execute(
                 "INSERT INTO events (alert_id, subscription_id, type, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
