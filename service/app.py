@@ -18,10 +18,12 @@ from .api.state import (
     CURRENT_KEYS,
     KEYRING,
     SETTINGS,
+    STORAGE_TROUBLE,
     STORE,
     WAKE_WORKERS,
     WORKER_COUNT,
     WORKERS_READY,
+    StorageTrouble,
 )
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
@@ -59,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
     app[WAKE_WORKERS] = lambda: None
     app[WORKER_COUNT] = lambda: 0
     app[WORKERS_READY] = lambda: True
+    app[STORAGE_TROUBLE] = StorageTrouble()
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_store_and_keys)
     app.cleanup_ctx.append(_embedded_worker)

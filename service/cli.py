@@ -21,7 +21,15 @@ from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_t
 from .config import ConfigError, Settings, load_settings
 from .errors import CliError
 from .logs import setup_logging
-from .store import Store, StoreError, open_store
+from .secure_files import written_whole
+from .store import (
+    TRANSIENT_ERRORS,
+    StorageProblem,
+    Store,
+    StoreError,
+    open_store,
+    storage_problem,
+)
 from .tokens import hash_secret, new_secret
 from .vapid_keys import create_key, load_keyring
 from .webpush.classify import Result
@@ -211,11 +219,27 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"pushdesk: config: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (CliError, StoreError, VapidKeyError, OSError) as exc:
+    except (CliError, StoreError, VapidKeyError) as exc:
         print(f"pushdesk: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line, never a traceback: say what it is
+        print(f"pushdesk: {describe_failure(exc)}", file=sys.stderr)
+        return 1
+
+
+def describe_failure(exc: Exception) -> str:
+    problem = storage_problem(exc)
+    if problem is StorageProblem.DISK_FULL:
+        return "the database's disk is full; nothing more was stored"
+    if problem is StorageProblem.READ_ONLY:
+        return "the database is read-only; nothing was changed"
+    if isinstance(exc, OSError):
+        return str(exc)
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return f"database error: {exc}"
+    return f"internal error ({type(exc).__name__}: {exc}); this is a bug, please report it"
 
 
 def with_store(settings: Settings, action: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -474,7 +498,8 @@ def _subscriptions_export(settings: Settings, args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         if args.file == "-":
             return await export_lines(store, sys.stdout)
-        with open(args.file, "w", encoding="utf-8") as out:  # noqa: ASYNC230 - CLI, one task
+        # Endpoints and auth secrets: owner-only from the first byte, in place once whole.
+        with written_whole(Path(args.file)) as out:
             return await export_lines(store, out)
 
     count = with_store(settings, action)

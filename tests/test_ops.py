@@ -19,7 +19,13 @@ async def test_healthz_and_readyz(desk):
     assert resp.status == 200
     assert await resp.json() == {
         "status": "ready",
-        "checks": {"database": True, "keys": True, "migrations": True, "workers": True},
+        "checks": {
+            "database": True,
+            "keys": True,
+            "migrations": True,
+            "workers": True,
+            "storage": True,
+        },
     }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..store import TRANSIENT_ERRORS
+from ..store import TRANSIENT_ERRORS, StorageProblem, storage_problem
+from .state import STORAGE_TROUBLE
 
 log = logging.getLogger("pushdesk.api")
 
@@ -54,6 +55,19 @@ def error_response(
     )
 
 
+STORAGE_ANSWERS = {
+    StorageProblem.DISK_FULL: lambda: error_response(
+        507,
+        {"code": "disk_full", "message": "the database's disk is full; nothing was stored"},
+        {"Retry-After": "30"},
+    ),
+    StorageProblem.READ_ONLY: lambda: error_response(
+        503,
+        {"code": "read_only", "message": "the database is read-only; nothing was stored"},
+        {"Retry-After": "30"},
+    ),
+}
+
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
     405: ("method_not_allowed", "method not allowed here"),
@@ -64,7 +78,9 @@ _HTTP_CODES = {
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into the JSON error shape; never leak a traceback."""
+    """Turn every failure into the JSON error shape; never leak a traceback. A database that
+    refuses writes says why (disk full, read-only) rather than "busy, try again"; anything
+    else unexpected is a bug of ours, logged as one."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -75,13 +91,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(exc.status, {"code": code, "message": message}, headers)
-    except TRANSIENT_ERRORS:
-        log.warning("database unavailable on %s %s", request.method, request.path, exc_info=True)
-        return error_response(
-            503,
-            {"code": "unavailable", "message": "the database is busy; try again shortly"},
-            {"Retry-After": "1"},
-        )
-    except Exception:
+    except Exception as exc:
+        problem = storage_problem(exc)
+        if problem is not None:
+            log.error("database refused a write on %s %s: %s", request.method, request.path, exc)
+            if STORAGE_TROUBLE in request.app:
+                request.app[STORAGE_TROUBLE].seen(problem)
+            return STORAGE_ANSWERS[problem]()
+        if isinstance(exc, TRANSIENT_ERRORS):
+            log.warning(
+                "database unavailable on %s %s", request.method, request.path, exc_info=True
+            )
+            return error_response(
+                503,
+                {"code": "unavailable", "message": "the database is busy; try again shortly"},
+                {"Retry-After": "1"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, {"code": "internal", "message": "internal server error"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..store.base import migration_files
-from .state import KEYRING, STORE, WORKER_COUNT, WORKERS_READY
+from .state import KEYRING, STORAGE_TROUBLE, STORE, WORKER_COUNT, WORKERS_READY
 
 routes = web.RouteTableDef()
 
@@ -27,11 +27,13 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         checks["migrations"] = False
     checks["workers"] = request.app[WORKERS_READY]()
+    trouble = request.app[STORAGE_TROUBLE].current()
+    checks["storage"] = trouble is None  # no write refused lately: disk full, read-only
     ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    answer: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if trouble is not None:
+        answer["storage"] = trouble.value
+    return web.json_response(answer, status=200 if ready else 503)
 
 
 @routes.get("/metrics")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import Settings
-from ..store import Store
+from ..store import StorageProblem, Store
 from ..webpush.vapid import KeyRing
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,23 @@ WORKER_COUNT = web.AppKey("worker_count", Callable[[], int])
 WORKERS_READY = web.AppKey("workers_ready", Callable[[], bool])
 # The keyring, refreshed from the store when another process rotated keys (at most once a second).
 CURRENT_KEYS = web.AppKey("current_keys", Callable[[], Awaitable[KeyRing]])
+
+
+@dataclass
+class StorageTrouble:
+    """The last write the database refused for a reason an operator must fix (disk full,
+    read-only), as this process saw it: /readyz fails while it is recent."""
+
+    problem: StorageProblem | None = None
+    at: float = 0.0
+    RECENT = 30.0  # seconds
+
+    def seen(self, problem: StorageProblem) -> None:
+        self.problem, self.at = problem, time.monotonic()
+
+    def current(self) -> StorageProblem | None:
+        recent = time.monotonic() - self.at < self.RECENT
+        return self.problem if recent else None
+
+
+STORAGE_TROUBLE = web.AppKey("storage_trouble", StorageTrouble)

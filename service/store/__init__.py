@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .base import TRANSIENT_ERRORS, EndpointTaken, Store, StoreError
+from .base import (
+    TRANSIENT_ERRORS,
+    EndpointTaken,
+    StorageProblem,
+    Store,
+    StoreError,
+    storage_problem,
+)
 from .models import NewSubscription, QuietHours, Subscription, VapidKeyRecord
 
 __all__ = [
@@ -10,11 +17,13 @@ __all__ = [
     "EndpointTaken",
     "NewSubscription",
     "QuietHours",
+    "StorageProblem",
     "Store",
     "StoreError",
     "Subscription",
     "VapidKeyRecord",
     "open_store",
+    "storage_problem",
 ]
 
 

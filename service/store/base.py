@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,6 +57,37 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
 
 TRANSIENT_ERRORS = transient_errors()
+
+
+class StorageProblem(StrEnum):
+    """A database that cannot take writes for a reason an operator must fix (not a busy one)."""
+
+    DISK_FULL = "disk_full"
+    READ_ONLY = "read_only"
+
+
+SQLITE_READONLY, SQLITE_FULL = 8, 13  # primary result codes (sqlite3.h)
+
+
+def storage_problem(exc: BaseException) -> StorageProblem | None:
+    """Whether `exc` says the disk is full or the database read-only, on either store."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc).lower()
+        if primary == SQLITE_FULL or "disk is full" in text:
+            return StorageProblem.DISK_FULL
+        if primary == SQLITE_READONLY or "readonly database" in text:
+            return StorageProblem.READ_ONLY
+        return None
+    name = type(exc).__name__
+    if name == "DiskFullError":  # asyncpg: SQLSTATE 53100
+        return StorageProblem.DISK_FULL
+    if name == "ReadOnlySQLTransactionError":  # asyncpg: 25006, e.g. a standby
+        return StorageProblem.READ_ONLY
+    return None
 
 
 class EndpointTaken(StoreError):

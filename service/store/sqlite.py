@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..secure_files import create_owner_only
 from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, migration_files
 from .models import (
@@ -84,6 +85,10 @@ class SQLiteStore:
         store = cls(path)
         # Readers' endpoints and keys live here: a new data directory is for its owner only.
         store.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # And the database itself, even in a directory that existed: SQLite would create it
+        # with the umask's mode (0644), and its WAL and shared-memory files take its mode.
+        with contextlib.suppress(FileExistsError):
+            create_owner_only(store.path)
         db = await _connect(store.path)
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
@@ -137,10 +142,15 @@ class SQLiteStore:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (a full disk): a ROLLBACK then
+                # fails and would hide the error that matters. A failed COMMIT may leave the
+                # transaction open, which must not wedge every later write.
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self.db.execute("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
 
     # Reads outside a write run whole in one call on aiosqlite's thread: a statement left open
     # between calls keeps its snapshot, and a write another coroutine begins beside it after
