@@ -189,11 +189,15 @@ def build_spec() -> dict[str, Any]:
         "/api/subscriptions": {
             "post": {
                 "summary": "Subscribe a browser, or refresh one by its endpoint",
+                "description": (
+                    "A known endpoint with other keys is 409 unless the request carries that "
+                    "reader's token (Authorization: Bearer)."
+                ),
                 "requestBody": _body(subscribe_body),
                 "responses": {
                     "200": _json(created, "Known endpoint, updated"),
                     "201": _json(created, "Created"),
-                    **_errors(400, 413, 415, 429),
+                    **_errors(400, 409, 413, 415, 429, 503, 507),
                 },
             }
         },
