@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
-from service.app import create_app
-from service.config import Settings
+from pushdesk.app import create_app
+from pushdesk.config import Settings
+from tests.support.database import POSTGRES_URL
 
-pytest_plugins = ["tests.browser"]  # the `browser` fixture
-
-
-POSTGRES_URL = os.environ.get("PUSHDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+pytest_plugins = ["tests.support.browser"]  # the `browser` fixture
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -65,7 +62,7 @@ async def client(make_client, settings):
 
 @pytest.fixture
 async def push_service():
-    from tests.fake_push import FakePushService
+    from tests.support.fake_push import FakePushService
 
     service = await FakePushService().start()
     yield service
@@ -75,28 +72,28 @@ async def push_service():
 @pytest.fixture
 async def other_push_service():
     """A second push-service origin, to show one origin's trouble stalls nobody else."""
-    from tests.fake_push import FakePushService
+    from tests.support.fake_push import FakePushService
 
     service = await FakePushService().start()
     yield service
     await service.stop()
 
 
-def fast_runtime(sender=None, **worker):
-    """Embedded worker tuned for tests: short polls, small batches, quick retries."""
-    from service.app import Runtime
-    from service.fanout import WorkerOptions
-    from service.webpush.sender import SenderOptions
-
-    options = {"poll_interval": 0.05, "batch_size": 100, "inline_wait": 0.5, **worker}
-    sending = {"allow_loopback": True, "backoff_base": 0.01, "backoff_cap": 0.05, **(sender or {})}
-    return Runtime(worker=WorkerOptions(**options), sender=SenderOptions(**sending))
-
-
 @pytest.fixture
 async def desk(settings, aiohttp_client):  # settings (and its database) outlive the app
     """The app with a fast embedded worker, and an editor key for it."""
-    from tests.newsroom import Newsroom
+    from tests.support.newsroom import Newsroom
+    from tests.support.sending import fast_runtime
 
     client = await aiohttp_client(create_app(settings, fast_runtime()))
     return await Newsroom.open(client)
+
+
+@pytest.fixture
+def keyring(tmp_path: Path):
+    """One VAPID key on disk, loaded as the sender uses it."""
+    from pushdesk.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
+
+    key_id, _ = generate_key_file(tmp_path)
+    signer = VapidSigner(key_id, load_key_file(tmp_path, key_id), "mailto:desk@example.com")
+    return KeyRing({key_id: signer}, key_id)

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from service.api.state import KEYRING
-from service.fanout import FanoutWorker
-from service.webpush.sender import Sender, SenderOptions
-from tests.newsroom import counts_add_up, quiet_now
+from pushdesk.api.state import KEYRING
+from pushdesk.fanout import FanoutWorker
+from pushdesk.webpush.sender import Sender, SenderOptions
+from tests.support.newsroom import counts_add_up, quiet_now
 
 STORY = "https://news.example/2026/11/25/election-result"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.api.state import STORE
-from service.webpush.encoding import b64url_decode
-from tests.helpers import BrowserKeys
+from pushdesk.api.state import STORE
+from pushdesk.webpush.encoding import b64url_decode
+from tests.support.helpers import BrowserKeys
 
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
@@ -345,7 +345,7 @@ async def test_a_new_data_directory_is_private(client, settings):
 
 
 def test_public_ids_never_read_as_command_line_options():
-    from service.tokens import new_public_id
+    from pushdesk.tokens import new_public_id
 
     ids = {new_public_id() for _ in range(5000)}
     assert len(ids) == 5000
@@ -355,7 +355,7 @@ def test_public_ids_never_read_as_command_line_options():
 
 
 def test_public_ids_sort_by_the_second_they_were_made():
-    from service.tokens import new_public_ids
+    from pushdesk.tokens import new_public_ids
 
     seconds = [0, 61, 62, 3843, 1_700_000_000, 1_700_000_001, 1_800_000_000, 62**6 - 1]
     ids = [new_public_ids(3, now=second) for second in seconds]
@@ -369,7 +369,7 @@ def test_public_ids_sort_by_the_second_they_were_made():
 def test_public_ids_made_in_bulk_are_uniform_letters():
     from collections import Counter
 
-    from service.tokens import ID_ALPHABET, new_public_ids
+    from pushdesk.tokens import ID_ALPHABET, new_public_ids
 
     ids = new_public_ids(5000)
     assert len(set(ids)) == 5000 and all(len(i) == 22 and i.isalnum() for i in ids)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.cli_runner import pushdesk
+from tests.support.cli_runner import pushdesk
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import json
 
 import pytest
 
-from service.api.state import STORE
-from service.app import create_app
-from tests.browser import open_page, wait_until
-from tests.helpers import BrowserKeys
+from pushdesk.api.state import STORE
+from pushdesk.app import create_app
+from tests.support.browser import open_page, wait_until
+from tests.support.helpers import BrowserKeys
 
 pytestmark = pytest.mark.browser
 
@@ -239,8 +239,8 @@ async def _only_subscription(store):
 
 
 async def test_widget_moves_the_reader_to_a_rotated_key(browser, server, settings):
-    from service.api.state import KEYRING
-    from service.vapid_keys import create_key
+    from pushdesk.api.state import KEYRING
+    from pushdesk.vapid_keys import create_key
 
     base = str(server.make_url("/")).rstrip("/")
     store = server.app[STORE]

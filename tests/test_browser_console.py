@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.app import create_app
-from tests.browser import open_page, wait_until
-from tests.conftest import fast_runtime
-from tests.newsroom import Newsroom
+from pushdesk.app import create_app
+from tests.support.browser import open_page, wait_until
+from tests.support.newsroom import Newsroom
+from tests.support.sending import fast_runtime
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from service.store import open_store
-from tests.cli_runner import free_port, pushdesk
+from pushdesk.store import open_store
+from tests.support.cli_runner import free_port, pushdesk
 
 
 async def subscribe(client, push_service, **prefs):
@@ -168,7 +168,7 @@ async def test_editors_add_list_revoke(settings):
 
 
 async def test_subscriptions_import_reports_bad_lines_and_export_round_trips(settings, tmp_path):
-    from tests.helpers import BrowserKeys
+    from tests.support.helpers import BrowserKeys
 
     assert (await pushdesk(settings, "keys", "generate")).code == 0
     good = [
@@ -250,8 +250,8 @@ async def test_config_file_after_the_command_with_a_topic_catalogue(settings, tm
 
 
 async def test_topic_catalogue_and_push_hosts_reach_the_api(make_client, settings, tmp_path):
-    from service.config import Topic
-    from tests.helpers import BrowserKeys
+    from pushdesk.config import Topic
+    from tests.support.helpers import BrowserKeys
 
     client = await make_client(
         settings,

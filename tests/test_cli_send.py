@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from service.app import create_app
-from tests.cli_runner import pushdesk
-from tests.conftest import fast_runtime
-from tests.newsroom import Newsroom
+from pushdesk.app import create_app
+from tests.support.cli_runner import pushdesk
+from tests.support.newsroom import Newsroom
+from tests.support.sending import fast_runtime
 
 
 async def live_desk(settings, aiohttp_server, aiohttp_client):
@@ -94,7 +94,7 @@ async def test_send_wait_exits_non_zero_when_the_alert_is_cancelled(
     import asyncio
     import sys
 
-    from tests.cli_runner import env_for
+    from tests.support.cli_runner import env_for
 
     desk, url = await live_desk(settings, aiohttp_server, aiohttp_client)
     await desk.readers(push_service, 400, ["breaking"])
@@ -103,7 +103,7 @@ async def test_send_wait_exits_non_zero_when_the_alert_is_cancelled(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "pushdesk",
         "send",
         "--title",
         "Wrong",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from service.api.validation import MAX_BODY_TEXT, MAX_TITLE
-from service.backup import backup_sqlite
-from service.secure_files import written_whole
-from service.store import open_store
-from service.store.sqlite import SQLiteStore
-from tests.cli_runner import env_for
-from tests.helpers import BrowserKeys
+from pushdesk.api.validation import MAX_BODY_TEXT, MAX_TITLE
+from pushdesk.backup import backup_sqlite
+from pushdesk.secure_files import written_whole
+from pushdesk.store import open_store
+from pushdesk.store.sqlite import SQLiteStore
+from tests.support.cli_runner import env_for
+from tests.support.helpers import BrowserKeys
 
 STORY = "https://news.example/story"
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -78,7 +78,7 @@ async def test_a_backup_that_fails_half_way_leaves_nothing_that_looks_complete(s
 
 
 async def test_export_is_owner_only(settings, tmp_path):
-    from tests.cli_runner import pushdesk
+    from tests.support.cli_runner import pushdesk
 
     assert (await pushdesk(settings, "keys", "generate")).code == 0
     source = tmp_path / "in.jsonl"
@@ -126,7 +126,7 @@ async def test_a_cli_command_on_a_full_disk_ends_with_one_line(settings, tmp_pat
     """The file-size limit stands in for a full disk: the write fails inside SQLite."""
     import asyncio
 
-    from tests.cli_runner import pushdesk
+    from tests.support.cli_runner import pushdesk
 
     assert (await pushdesk(settings, "keys", "generate")).code == 0
     source = tmp_path / "many.jsonl"
@@ -148,7 +148,7 @@ async def test_a_cli_command_on_a_full_disk_ends_with_one_line(settings, tmp_pat
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "subscriptions", "import", str(source),
+        sys.executable, "-m", "pushdesk", "subscriptions", "import", str(source),
         env=env_for(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         preexec_fn=small_disk,
     )  # fmt: skip

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from service.engagement import bucket_ms, percentiles, timeline
+from pushdesk.engagement import bucket_ms, percentiles, timeline
 
 
 async def reader_ids(desk, endpoints):

@@ -13,9 +13,9 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from tests.conftest import POSTGRES_URL
-from tests.newsroom import counts_add_up
-from tests.test_webpush import fast_options, keyring  # noqa: F401 - fixture
+from tests.support.database import POSTGRES_URL
+from tests.support.newsroom import counts_add_up
+from tests.support.sending import fast_options
 
 READERS = 1500
 
@@ -103,8 +103,8 @@ async def test_api_answers_503_while_the_database_is_away(desk, settings):
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 async def test_listen_notify_survives_a_dropped_connection(settings):
     """Workers hear of new alerts through LISTEN; a database restart must not leave them deaf."""
-    from service.store import open_store
-    from service.store.models import NewAlert
+    from pushdesk.store import open_store
+    from pushdesk.store.models import NewAlert
 
     store = await open_store(settings.database)
     woken = asyncio.Event()
@@ -136,8 +136,8 @@ async def test_listen_notify_survives_a_dropped_connection(settings):
 async def test_a_checkpoint_written_twice_counts_once(database):
     """A commit can succeed while its answer is lost with the connection (seen on CI after a
     cut): the worker retries the checkpoint, and the retry must not count the batch again."""
-    from service.store import NewSubscription, open_store
-    from service.store.models import Checkpoint, NewAlert
+    from pushdesk.store import NewSubscription, open_store
+    from pushdesk.store.models import Checkpoint, NewAlert
 
     store = await open_store(database)
     try:
@@ -178,8 +178,8 @@ async def test_a_checkpoint_written_twice_counts_once(database):
 async def test_a_cancel_meeting_a_checkpoint_waits_instead_of_deadlocking(database):
     """A checkpoint locks its shard, then the alert row; a cancel must take them in the same
     order (seen on CI: cancel took the alert first and PostgreSQL broke the deadlock, 500)."""
-    from service.store import NewSubscription, open_store
-    from service.store.models import NewAlert
+    from pushdesk.store import NewSubscription, open_store
+    from pushdesk.store.models import NewAlert
 
     store = await open_store(database)
     checkpoint = await asyncpg.connect(database)
@@ -207,11 +207,11 @@ async def test_a_cancel_meeting_a_checkpoint_waits_instead_of_deadlocking(databa
         await store.close()
 
 
-async def test_a_worker_whose_first_listen_fails_polls_and_listens_later(tmp_path, keyring):  # noqa: F811
+async def test_a_worker_whose_first_listen_fails_polls_and_listens_later(tmp_path, keyring):
     """The database may be restarting (or closing) just as a worker starts: it must not die."""
-    from service.fanout.worker import FanoutWorker, WorkerOptions
-    from service.store.sqlite import SQLiteStore
-    from service.webpush.sender import Sender
+    from pushdesk.fanout.worker import FanoutWorker, WorkerOptions
+    from pushdesk.store.sqlite import SQLiteStore
+    from pushdesk.webpush.sender import Sender
 
     class DeafAtFirst(SQLiteStore):
         listens = 0

@@ -1,4 +1,4 @@
-"""A real Firefox receives and decrypts what pushdesk sends (see tests/firefox/scenario.py).
+"""A real Firefox receives and decrypts what pushdesk sends (see tests/support/firefox/scenario.py).
 
 The scenario runs once, inside its own network namespace (`unshare -n`), with pushdesk, a push
 server speaking Mozilla's protocol and headless firefox-esr on that namespace's loopback only.
@@ -21,7 +21,7 @@ ARTICLE = "https://news.example/2026/11/25/vote-tonight"
 @pytest.fixture(scope="module")
 def firefox(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("firefox") / "result.json"
-    command = f"ip link set lo up && exec {sys.executable} -m tests.firefox.scenario {out}"
+    command = f"ip link set lo up && exec {sys.executable} -m tests.support.firefox.scenario {out}"
     run = subprocess.run(
         ["unshare", "-n", "sh", "-c", command],
         cwd=ROOT,

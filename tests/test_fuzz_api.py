@@ -16,8 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from service.api.openapi import build_spec
-from tests.cli_runner import free_port
+from pushdesk.api.openapi import build_spec
+from tests.support.cli_runner import free_port
 
 schema = schemathesis.openapi.from_dict(build_spec())
 
@@ -34,7 +34,7 @@ def live_service(tmp_path_factory):
         PUSHDESK_LOG_LEVEL="ERROR",
     )
     added = subprocess.run(
-        [sys.executable, "-m", "service", "editors", "add", "fuzz"],
+        [sys.executable, "-m", "pushdesk", "editors", "add", "fuzz"],
         env=env,
         capture_output=True,
         text=True,
@@ -44,7 +44,7 @@ def live_service(tmp_path_factory):
     key = added.stdout.strip().splitlines()[-1]
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", "0"],
+        [sys.executable, "-m", "pushdesk", "serve", "--port", str(port), "--workers", "0"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

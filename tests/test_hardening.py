@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from service.api.openapi import build_spec
-from service.webpush.classify import Result
-from tests.helpers import BrowserKeys
+from pushdesk.api.openapi import build_spec
+from pushdesk.webpush.classify import Result
+from tests.support.helpers import BrowserKeys
 
-STATIC = Path(__file__).parent.parent / "service" / "web" / "static"
+STATIC = Path(__file__).parent.parent / "service" / "pushdesk" / "web" / "static"
 
 
 def subscribe_body(n: int) -> dict:
@@ -95,9 +95,9 @@ def test_pages_carry_no_inline_script_or_style(page):
 
 
 async def test_redirects_are_not_followed(push_service, other_push_service, tmp_path):
-    from service.webpush.payload import Message
-    from service.webpush.sender import Sender, SenderOptions, Target, prepare
-    from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
+    from pushdesk.webpush.payload import Message
+    from pushdesk.webpush.sender import Sender, SenderOptions, Target, prepare
+    from pushdesk.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
 
     key_id, _ = generate_key_file(tmp_path)
     keyring = KeyRing(

@@ -20,14 +20,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.fanout.worker import FanoutWorker, WorkerOptions
-from service.store import NewSubscription, open_store
-from service.store.models import NewAlert
-from service.tokens import hash_secret, new_secret
-from service.webpush.breaker import BreakerOptions
-from service.webpush.sender import Sender, SenderOptions
-from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
-from tests.hostile_push import HOSTILE, HostilePushService, Step
+from pushdesk.fanout.worker import FanoutWorker, WorkerOptions
+from pushdesk.store import NewSubscription, open_store
+from pushdesk.store.models import NewAlert
+from pushdesk.tokens import hash_secret, new_secret
+from pushdesk.webpush.breaker import BreakerOptions
+from pushdesk.webpush.sender import Sender, SenderOptions
+from pushdesk.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
+from tests.support.hostile_push import HOSTILE, HostilePushService, Step
 
 MAX_ATTEMPTS = 4
 BOUND = 60.0  # seconds an alert may take to settle, however hostile the push service

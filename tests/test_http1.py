@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.webpush.http1 import MAX_ERROR_BODY, MAX_HEAD, AnswerReader, ProtocolError
+from pushdesk.webpush.http1 import MAX_ERROR_BODY, MAX_HEAD, AnswerReader, ProtocolError
 
 NGINX_CREATED = (
     b"HTTP/1.1 201 Created\r\nServer: nginx/1.22.1\r\nDate: Wed, 25 Nov 2026 17:00:00 GMT\r\n"

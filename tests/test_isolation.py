@@ -13,15 +13,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from service.api.state import KEYRING
-from service.app import create_app
-from service.store import NewSubscription
-from service.tokens import hash_secret, new_secret
-from service.webpush import sender as sender_module
-from service.webpush.breaker import BreakerOptions
-from tests.conftest import fast_runtime
-from tests.helpers import BrowserKeys
-from tests.newsroom import Newsroom, counts_add_up
+from pushdesk.api.state import KEYRING
+from pushdesk.app import create_app
+from pushdesk.store import NewSubscription
+from pushdesk.tokens import hash_secret, new_secret
+from pushdesk.webpush import sender as sender_module
+from pushdesk.webpush.breaker import BreakerOptions
+from tests.support.helpers import BrowserKeys
+from tests.support.newsroom import Newsroom, counts_add_up
+from tests.support.sending import fast_runtime
 
 
 async def open_desk(aiohttp_client, settings, **runtime: Any) -> Newsroom:

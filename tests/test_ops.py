@@ -7,9 +7,9 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.state import STORE
-from service.logs import JsonFormatter
-from service.metrics import MAX_ORIGIN_LABELS, forget_origin_labels, origin_label
+from pushdesk.api.state import STORE
+from pushdesk.logs import JsonFormatter
+from pushdesk.metrics import MAX_ORIGIN_LABELS, forget_origin_labels, origin_label
 
 
 async def test_healthz_and_readyz(desk):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from service.api.state import KEYRING
-from service.store import open_store
-from service.store.sqlite import SQLiteStore
-from tests.cli_runner import pushdesk
+from pushdesk.api.state import KEYRING
+from pushdesk.store import open_store
+from pushdesk.store.sqlite import SQLiteStore
+from tests.support.cli_runner import pushdesk
 
 
 async def test_backup_of_a_live_database(desk, push_service, settings, tmp_path):

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.fanout.planner import split
-from service.fanout.policy import Action, AlertPolicy, decide, local_day, quiet_until
-from service.store.models import Recipient
+from pushdesk.fanout.planner import split
+from pushdesk.fanout.policy import Action, AlertPolicy, decide, local_day, quiet_until
+from pushdesk.store.models import Recipient
 
 
 def reader(tz="Europe/London", quiet=(22 * 60, 7 * 60), cap=None, rejected=False) -> Recipient:
@@ -100,7 +100,7 @@ def test_planner_cuts_contiguous_ranges():
     ],
 )
 def test_shards_cover_the_range_once_and_are_capped(lo, hi, width, shards):
-    from service.fanout.planner import MAX_SHARDS, split
+    from pushdesk.fanout.planner import MAX_SHARDS, split
 
     ranges = split(lo, hi, width)
     assert len(ranges) == shards <= MAX_SHARDS

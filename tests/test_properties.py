@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.api.errors import ApiError
-from service.api.validation import (
+from pushdesk.api.errors import ApiError
+from pushdesk.api.validation import (
     MAX_ENDPOINT_LENGTH,
     decode_json,
     host_allowed,
@@ -19,10 +19,10 @@ from service.api.validation import (
     parse_endpoint,
     parse_push_subscription,
 )
-from service.config import Settings
-from service.webpush.crypto import encrypt
-from service.webpush.payload import Message, PayloadTooLarge, build_payload
-from tests.helpers import BrowserKeys
+from pushdesk.config import Settings
+from pushdesk.webpush.crypto import encrypt
+from pushdesk.webpush.payload import Message, PayloadTooLarge, build_payload
+from tests.support.helpers import BrowserKeys
 
 KEYS = BrowserKeys.generate()
 SETTINGS = Settings()

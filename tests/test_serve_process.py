@@ -13,8 +13,8 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from service.config import Settings
-from tests.cli_runner import env_for, free_port, pushdesk
+from pushdesk.config import Settings
+from tests.support.cli_runner import env_for, free_port, pushdesk
 
 STARTED: list[asyncio.subprocess.Process] = []
 
@@ -35,7 +35,7 @@ async def start_serve(settings: Settings, port: int, *args: str) -> asyncio.subp
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "pushdesk",
         "serve",
         "--port",
         str(port),

@@ -7,8 +7,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from service.store import open_store
-from service.store.sqlite import ID_RANGE
+from pushdesk.store import open_store
+from pushdesk.store.sqlite import ID_RANGE
 
 
 async def test_planning_reads_the_id_range_from_the_index_ends(tmp_path: Path):
@@ -35,7 +35,7 @@ async def test_planning_reads_the_id_range_from_the_index_ends(tmp_path: Path):
 async def test_counts_run_beside_an_open_write_not_inside_it(tmp_path: Path):
     """A count queued on the writer's connection would run inside (and stretch) whatever write
     transaction is open; on its own connection it answers from what is committed."""
-    from service.store import NewSubscription
+    from pushdesk.store import NewSubscription
 
     store = await open_store(f"sqlite:///{tmp_path / 'p.db'}")
     try:
@@ -58,7 +58,7 @@ async def test_writes_beside_reads_while_another_process_commits(tmp_path: Path)
     """A read left open on the shared connection holds an old snapshot; a write begun beside
     it, after another process committed, fails at once with "database is locked" (SQLite's
     busy wait does not apply). Seen as a 503 on POST /api/alerts while workers planned."""
-    from service.store import NewSubscription
+    from pushdesk.store import NewSubscription
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     api, worker = await open_store(url), await open_store(url)

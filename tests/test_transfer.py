@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from service import transfer
-from service.store import open_store
-from tests.helpers import BrowserKeys
+from pushdesk import transfer
+from pushdesk.store import open_store
+from tests.support.helpers import BrowserKeys
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -49,7 +49,7 @@ async def test_batches_written_behind_the_checking_keep_file_order(
 async def test_a_large_file_is_checked_on_every_core_through_the_cli(settings, tmp_path):
     """Over 1 MB the CLI checks lines in spawned processes: the counts and the bad line's
     number are the same as when one process checks them all."""
-    from tests.cli_runner import pushdesk
+    from tests.support.cli_runner import pushdesk
 
     assert (await pushdesk(settings, "keys", "generate")).code == 0
     key = BrowserKeys.generate().subscription_json("x")["keys"]
@@ -70,7 +70,7 @@ async def test_a_large_file_is_checked_on_every_core_through_the_cli(settings, t
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_bulk_loading_gives_sqlite_a_large_cache_only_while_it_lasts(settings):
-    from service.store.sqlite import BULK_CACHE_KIB, BULK_CHECKPOINT_PAGES
+    from pushdesk.store.sqlite import BULK_CACHE_KIB, BULK_CHECKPOINT_PAGES
 
     store = await open_store(settings.database)
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from service.webpush.classify import Result
-from service.webpush.sender import GuardedResolver, Sender, Target
-from service.webpush.transport import BadTarget, PushTransport, header_block, request_target
-from tests.helpers import BrowserKeys
-from tests.test_webpush import fast_options, keyring, message  # noqa: F401 - fixture
+from pushdesk.webpush.classify import Result
+from pushdesk.webpush.sender import GuardedResolver, Sender, Target
+from pushdesk.webpush.transport import BadTarget, PushTransport, header_block, request_target
+from tests.support.helpers import BrowserKeys
+from tests.support.sending import fast_options, message
 
 CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
 CLOSE = "close"  # in an answer list: the server hangs up there
@@ -168,7 +168,7 @@ async def test_connection_close_and_interim_answers(raw_server, transport):
     assert raw_server.connections == 2  # after the first "Connection: close", a new one
 
 
-async def test_an_answer_that_is_not_http_is_retried(raw_server, keyring):  # noqa: F811
+async def test_an_answer_that_is_not_http_is_retried(raw_server, keyring):
     raw_server.answer = lambda n: b"SSH-2.0-OpenSSH_9.2\r\n\r\n" if n == 1 else CREATED
     async with Sender(keyring, fast_options()) as sender:
         keys = BrowserKeys.generate()
@@ -177,7 +177,7 @@ async def test_an_answer_that_is_not_http_is_retried(raw_server, keyring):  # no
     assert outcome.result is Result.DELIVERED and outcome.attempts == 2
 
 
-async def test_lower_case_retry_after_is_honoured(raw_server, keyring):  # noqa: F811
+async def test_lower_case_retry_after_is_honoured(raw_server, keyring):
     raw_server.answer = lambda n: (
         b"HTTP/1.1 429 Too Many\r\nretry-after: 30\r\nContent-Length: 0\r\n\r\n"
     )
@@ -199,7 +199,7 @@ async def test_lower_case_retry_after_is_honoured(raw_server, keyring):  # noqa:
     ],
 )
 def test_request_target_is_the_endpoint_path_as_stored(endpoint, target):
-    from service.webpush.vapid import origin_of
+    from pushdesk.webpush.vapid import origin_of
 
     assert request_target(endpoint, origin_of(endpoint)) == target
 
@@ -210,9 +210,9 @@ def test_request_target_is_the_endpoint_path_as_stored(endpoint, target):
 )
 async def test_endpoint_that_would_break_the_request_line_is_never_sent(
     endpoint,
-    keyring,  # noqa: F811
+    keyring,
 ):
-    from service.webpush.vapid import origin_of
+    from pushdesk.webpush.vapid import origin_of
 
     with pytest.raises(BadTarget):
         request_target(endpoint, origin_of(endpoint))
@@ -310,7 +310,7 @@ def self_signed(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
-async def test_tls_checks_the_push_services_certificate(tmp_path, keyring):  # noqa: F811
+async def test_tls_checks_the_push_services_certificate(tmp_path, keyring):
     server_tls, trusting = self_signed(tmp_path)
     server = await RawServer().start(tls=server_tls)
     keys = BrowserKeys.generate()
@@ -387,7 +387,7 @@ async def test_an_address_that_never_answers_does_not_stall_the_connect(raw_serv
 async def test_a_connection_idle_too_long_is_not_reused(raw_server, transport, monkeypatch):
     """Between alerts a middlebox may have dropped an idle connection silently: past MAX_IDLE
     a new one is opened rather than risking a request that waits out the timeout."""
-    from service.webpush import transport as module
+    from pushdesk.webpush import transport as module
 
     monkeypatch.setattr(module, "MAX_IDLE", 0.05)
     for path in ("/a", "/b"):  # back to back: one connection
@@ -406,7 +406,7 @@ async def test_idle_connections_close_even_when_their_pool_is_not_used_again(
     """Between alerts nobody asks an origin's pool again: the sweep still closes its idle
     connections after MAX_IDLE (the push service sees them end) and drops the empty pool, so
     readers spread over many origins leave no sockets or pools behind."""
-    from service.webpush import transport as module
+    from pushdesk.webpush import transport as module
 
     monkeypatch.setattr(module, "MAX_IDLE", 0.05)
     monkeypatch.setattr(module, "SWEEP_EVERY", 0.05)

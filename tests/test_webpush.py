@@ -5,28 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 
 import http_ece
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.webpush.breaker import BreakerOptions
-from service.webpush.classify import Result, classify, parse_retry_after
-from service.webpush.crypto import MAX_PLAINTEXT, encrypt
-from service.webpush.encoding import b64url_decode, b64url_encode
-from service.webpush.keys import P256_B, P256_PRIME, InvalidKey, on_p256_curve, parse_p256dh
-from service.webpush.payload import Message, PayloadTooLarge, build_payload
-from service.webpush.sender import (
-    PreparedMessage,
+from pushdesk.webpush.breaker import BreakerOptions
+from pushdesk.webpush.classify import Result, classify, parse_retry_after
+from pushdesk.webpush.crypto import MAX_PLAINTEXT, encrypt
+from pushdesk.webpush.encoding import b64url_decode, b64url_encode
+from pushdesk.webpush.keys import P256_B, P256_PRIME, InvalidKey, on_p256_curve, parse_p256dh
+from pushdesk.webpush.payload import Message, PayloadTooLarge, build_payload
+from pushdesk.webpush.sender import (
     Sender,
-    SenderOptions,
     Target,
     address_allowed,
     prepare,
 )
-from service.webpush.vapid import KeyRing, VapidSigner, generate_key_file, load_key_file
-from tests.helpers import BrowserKeys
+from tests.support.helpers import BrowserKeys
+from tests.support.sending import fast_options, message, target_for
 
 # RFC 8291 Appendix A
 V = {
@@ -184,32 +181,9 @@ def test_retry_after_http_date():
 
 
 @pytest.fixture
-def keyring(tmp_path: Path) -> KeyRing:
-    key_id, _ = generate_key_file(tmp_path)
-    signer = VapidSigner(key_id, load_key_file(tmp_path, key_id), "mailto:desk@example.com")
-    return KeyRing({key_id: signer}, key_id)
-
-
-def fast_options(**changes) -> SenderOptions:
-    options = SenderOptions(allow_loopback=True, backoff_base=0.02, backoff_cap=0.1)
-    for name, value in changes.items():
-        setattr(options, name, value)
-    return options
-
-
-@pytest.fixture
 async def sender(keyring):
     async with Sender(keyring, fast_options()) as sender:
         yield sender
-
-
-def target_for(endpoint: str, keys, keyring: KeyRing) -> Target:
-    return Target(endpoint, keys.p256dh, keys.auth, keyring.active_id)
-
-
-def message(ttl: int = 600, **fields) -> PreparedMessage:
-    msg = Message(title=fields.pop("title", "Breaking"), url="https://news.example/story", **fields)
-    return prepare(msg, ttl=ttl, urgency="high", topic="alert123")
 
 
 async def test_delivered_message_is_decrypted_with_the_right_headers(sender, push_service, keyring):

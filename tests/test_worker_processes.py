@@ -9,10 +9,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from service.app import Runtime, create_app
-from service.config import Settings
-from tests.cli_runner import env_for
-from tests.newsroom import Newsroom, counts_add_up
+from pushdesk.app import Runtime, create_app
+from pushdesk.config import Settings
+from tests.support.cli_runner import env_for
+from tests.support.newsroom import Newsroom, counts_add_up
 
 READERS = 20_000
 BATCH = 500  # the worker's default batch: the most one crash may repeat
@@ -22,7 +22,7 @@ async def start_worker(settings: Settings, log: Path, *args: str) -> asyncio.sub
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "pushdesk",
         "worker",
         *args,
         env=env_for(settings, PUSHDESK_LEASE_SECONDS="2"),

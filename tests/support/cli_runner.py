@@ -8,7 +8,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from service.config import Settings
+from pushdesk.config import Settings
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ async def pushdesk(settings: Settings, *args: str, **env: str) -> Run:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "pushdesk",
         *args,
         env=env_for(settings, **env),
         stdout=asyncio.subprocess.PIPE,

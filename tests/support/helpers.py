@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.webpush.encoding import b64url_encode
+from pushdesk.webpush.encoding import b64url_encode
 
 
 @dataclass

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from tests.helpers import BrowserKeys
+from tests.support.helpers import BrowserKeys
 
 TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 

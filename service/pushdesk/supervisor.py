@@ -38,7 +38,7 @@ class WorkerProcesses:
 
     def _command(self) -> list[str]:
         config = ["--config", self.config_file] if self.config_file else []
-        return [sys.executable, "-m", "service", *config, "worker"]
+        return [sys.executable, "-m", "pushdesk", *config, "worker"]
 
     async def start(self) -> None:
         self.children = [await self._spawn() for _ in range(self.count)]

@@ -509,6 +509,11 @@ def _subscriptions_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("pywebpush", "http_ece") if importlib.util.find_spec(m) is None]
+    if missing:  # the baselines' libraries are not in a production install
+        raise CliError(f"the bench needs {', '.join(missing)}: pip install 'pushdesk[bench]'")
     from . import bench
 
     return asyncio.run(bench.run(args.subscribers, args.workers, args.baseline_seconds))

@@ -4,7 +4,7 @@ pushdesk (API and worker), the Mozilla-protocol push server and a headless firef
 on this namespace's loopback; nothing can leave the machine. The steps write what they saw to a
 JSON file that the pytest side checks.
 
-    unshare -n sh -c 'ip link set lo up && python -m tests.firefox.scenario RESULT.json'
+    unshare -n sh -c 'ip link set lo up && python -m tests.support.firefox.scenario RESULT.json'
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from service.api.state import KEYRING, STORE
-from service.app import Runtime, create_app
-from service.config import Settings
-from service.fanout import WorkerOptions
-from service.tokens import hash_secret, new_secret
-from service.vapid_keys import create_key
-from tests.firefox.browser import start_firefox
-from tests.firefox.marionette import Marionette
-from tests.firefox.push_server import MozillaPushServer
+from pushdesk.api.state import KEYRING, STORE
+from pushdesk.app import Runtime, create_app
+from pushdesk.config import Settings
+from pushdesk.fanout import WorkerOptions
+from pushdesk.tokens import hash_secret, new_secret
+from pushdesk.vapid_keys import create_key
+from tests.support.firefox.browser import start_firefox
+from tests.support.firefox.marionette import Marionette
+from tests.support.firefox.push_server import MozillaPushServer
 
 ARTICLE = "https://news.example/2026/11/25/vote-tonight"
 NOTIFICATIONS = """

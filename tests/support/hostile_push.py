@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import http_ece
 from multidict import CIMultiDict
 
-from tests.fake_push import check_push_headers, check_vapid
-from tests.helpers import BrowserKeys
+from tests.support.fake_push import check_push_headers, check_vapid
+from tests.support.helpers import BrowserKeys
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from service.api.state import KEYRING, STORE
-from service.store import NewSubscription, QuietHours
-from service.tokens import hash_secret, new_secret
-from tests.fake_push import FakePushService
+from pushdesk.api.state import KEYRING, STORE
+from pushdesk.store import NewSubscription, QuietHours
+from pushdesk.tokens import hash_secret, new_secret
+from tests.support.fake_push import FakePushService
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fake_push import LoopbackServer, check_push_headers, check_vapid, push_error
+from tests.support.fake_push import LoopbackServer, check_push_headers, check_vapid, push_error
 
 
 @dataclass

@@ -133,7 +133,7 @@ def start_sink(scratch: Path) -> Sink:
         kind = "nginx"
     else:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.bench_sink", str(port), str(log)],
+            [sys.executable, "-m", "pushdesk.bench_sink", str(port), str(log)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -284,7 +284,7 @@ async def _import(settings: Settings, readers: Path, count: int) -> float:
     """`pushdesk subscriptions import` as an operator runs it; readers/s from start to exit."""
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "service", "subscriptions", "import", str(readers)),
+        *(sys.executable, "-m", "pushdesk", "subscriptions", "import", str(readers)),
         env=_env(settings),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -322,7 +322,7 @@ async def _run_alert(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "pushdesk", "serve", "--port", str(port), "--workers", str(workers)],
         env=_env(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
