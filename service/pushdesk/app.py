@@ -80,9 +80,8 @@ async def _store_and_keys(app: web.Application) -> AsyncIterator[None]:
             store, settings.keys_dir, settings.vapid_subject, create_first=True
         )
         app[KEYRING] = keyring
-        app[CURRENT_KEYS] = KeyRingRefresher(
-            keyring, store, settings.keys_dir, settings.vapid_subject
-        )
+        refresher = KeyRingRefresher(keyring, store, settings.keys_dir, settings.vapid_subject)
+        app[CURRENT_KEYS] = refresher.__call__
         yield
     finally:
         await store.close()

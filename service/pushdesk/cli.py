@@ -12,9 +12,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from .api.errors import ApiError
 from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_text
@@ -37,6 +37,7 @@ from .webpush.payload import Message, PayloadTooLarge
 from .webpush.sender import MAX_TTL, URGENCIES, Sender, SenderOptions, Target, prepare
 from .webpush.vapid import VapidKeyError
 
+T = TypeVar("T")
 EXIT_USAGE = 2
 
 
@@ -55,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
                 help="TOML settings file (environment variables win)",
             )
 
-    def error(self, message: str) -> None:  # argparse prints a usage block; keep one line
+    def error(self, message: str) -> NoReturn:  # argparse prints a usage block; keep one line
         self.exit(EXIT_USAGE, f"pushdesk: {message} (see pushdesk {self.prog.split()[-1]} -h)\n")
 
 
@@ -427,9 +428,9 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_loop(main: Awaitable[Any]) -> Any:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     use_uvloop()
-    return asyncio.run(main)  # type: ignore[arg-type]
+    return asyncio.run(main)
 
 
 def _send(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .webpush.vapid import subject_problem
@@ -26,7 +27,7 @@ DEFAULT_PUSH_HOSTS = (
     "*.notify.windows.com",
 )
 
-DEFAULT_TOPICS = (
+DEFAULT_TOPICS: tuple[dict[str, Any], ...] = (
     {"id": "breaking", "name": "Breaking news", "default": True},
     {"id": "world", "name": "World", "default": False},
     {"id": "uk", "name": "UK", "default": False},
@@ -136,8 +137,9 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, object]:
     return {}
 
 
-def _parse(raw: dict[str, object], problems: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _parse(raw: dict[str, object], problems: list[str]) -> dict[str, Any]:
+    """Each setting through its parser; the values are what `Settings` declares."""
+    out: dict[str, Any] = {}
     parsers = {
         "database": _database,
         "keys_dir": lambda v: Path(_text(v)),

@@ -53,8 +53,9 @@ class EditorClient:
 
 
 def error_text(data: dict[str, Any], status: int) -> str:
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
-    return str(error.get("message") or f"HTTP {status}")
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or f"HTTP {status}")
 
 
 async def send_alert(

@@ -8,6 +8,8 @@ the worker processes it starts write their counters where the API's /metrics rea
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,8 +19,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 MESSAGES = Counter(
     "pushdesk_messages",
@@ -56,42 +59,50 @@ def forget_origin_labels() -> None:
     _origin_labels.clear()
 
 
-class StoreSnapshot:
+@dataclass(frozen=True)
+class StoreFigures:
+    """What a scrape reads from the store (and the API's worker count)."""
+
+    topics: dict[str, int]
+    alerts: dict[str, int]
+    work: dict[str, int]  # shards, deferred, unplanned
+    workers: int
+
+
+class StoreSnapshot(Collector):
     """Collector over figures read from the store just before a scrape."""
 
-    def __init__(self, figures: dict[str, object]):
+    def __init__(self, figures: StoreFigures):
         self.figures = figures
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         topics = GaugeMetricFamily(
             "pushdesk_subscriptions", "Subscriptions by topic", labels=["topic"]
         )
-        for topic, count in self.figures["topics"].items():  # type: ignore[attr-defined]
+        for topic, count in self.figures.topics.items():
             topics.add_metric([topic], count)
         yield topics
         statuses = GaugeMetricFamily("pushdesk_alerts", "Alerts by status", labels=["status"])
-        for status, count in self.figures["alerts"].items():  # type: ignore[attr-defined]
+        for status, count in self.figures.alerts.items():
             statuses.add_metric([status], count)
         yield statuses
-        work = self.figures["work"]
+        work = self.figures.work
         yield GaugeMetricFamily(
-            "pushdesk_shards_pending",
-            "Shards not yet done",
-            value=work["shards"],  # type: ignore[index]
+            "pushdesk_shards_pending", "Shards not yet done", value=work["shards"]
         )
         yield GaugeMetricFamily(
             "pushdesk_deliveries_deferred",
             "Deliveries waiting (quiet hours, retries)",
-            value=work["deferred"],  # type: ignore[index]
+            value=work["deferred"],
         )
         yield GaugeMetricFamily(
             "pushdesk_workers",
             "Fan-out workers this API runs or started",
-            value=self.figures["workers"],  # type: ignore[arg-type]
+            value=self.figures.workers,
         )
 
 
-def render(figures: dict[str, object]) -> bytes:
+def render(figures: StoreFigures) -> bytes:
     snapshot = CollectorRegistry()
     snapshot.register(StoreSnapshot(figures))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -8,6 +8,7 @@ import io
 from aiohttp import web
 
 from ..engagement import percentiles, timeline
+from ..store.models import Alert
 from .alerts import alert_or_404, editor_name
 from .errors import invalid
 from .state import STORE
@@ -41,7 +42,9 @@ async def event(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def alert_figures(request: web.Request):  # type: ignore[no-untyped-def]
+async def alert_figures(
+    request: web.Request,
+) -> tuple[Alert, list[tuple[int, int]], list[tuple[int, str, int]]]:
     await editor_name(request)
     alert = await alert_or_404(request)
     store = request.app[STORE]

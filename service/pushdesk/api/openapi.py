@@ -66,7 +66,7 @@ PUSH_SUBSCRIPTION = {
     },
     "additionalProperties": False,
 }
-SUBSCRIPTION_STATE = {
+SUBSCRIPTION_STATE: dict[str, Any] = {
     "type": "object",
     "required": ["id", "topics", "timezone", "quietHours", "maxPerDay", "language"],
     "properties": {"id": {"type": "string"}, **PREFERENCES},
@@ -126,8 +126,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-READER = [{"readerToken": []}]
-EDITOR = [{"editorKey": []}]
+READER: list[dict[str, list[str]]] = [{"readerToken": []}]
+EDITOR: list[dict[str, list[str]]] = [{"editorKey": []}]
 
 
 def build_spec() -> dict[str, Any]:

@@ -20,7 +20,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     checks: dict[str, bool] = {"database": await store.ping()}
-    checks["keys"] = bool(request.app.get(KEYRING) and request.app[KEYRING].signers)
+    checks["keys"] = KEYRING in request.app and bool(request.app[KEYRING].signers)
     if checks["database"]:
         latest = max(v for v, _, _ in migration_files(store.dialect))
         checks["migrations"] = await store.schema_version() == latest
@@ -41,11 +41,11 @@ async def metrics(request: web.Request) -> web.Response:
     from .. import metrics as prometheus
 
     store = request.app[STORE]
-    figures = {
-        "topics": await store.topic_counts(),
-        "alerts": await store.alert_status_counts(),
-        "work": await store.pending_work(),
-        "workers": request.app[WORKER_COUNT](),
-    }
+    figures = prometheus.StoreFigures(
+        topics=await store.topic_counts(),
+        alerts=await store.alert_status_counts(),
+        work=await store.pending_work(),
+        workers=request.app[WORKER_COUNT](),
+    )
     body = prometheus.render(figures)
     return web.Response(body=body, headers={"Content-Type": prometheus.CONTENT_TYPE})

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ..config import Settings
 from .errors import ApiError, Handler
@@ -81,7 +82,7 @@ def client_address(request: web.Request, trusted: list) -> str:
     return remote
 
 
-def rate_limit_middleware(settings: Settings):  # type: ignore[no-untyped-def]
+def rate_limit_middleware(settings: Settings) -> Middleware:
     limit = settings.rate_limit
     buckets = Buckets(limit[0], limit[1]) if limit else None
     trusted = _networks(settings)

@@ -16,13 +16,13 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 KEYRING = web.AppKey("keyring", KeyRing)
 # Called after an alert is stored, so in-process workers start without waiting for a poll.
-WAKE_WORKERS = web.AppKey("wake_workers", Callable[[], None])
+WAKE_WORKERS: web.AppKey[Callable[[], None]] = web.AppKey("wake_workers")
 # How many fan-out workers this process runs or started (for /metrics).
-WORKER_COUNT = web.AppKey("worker_count", Callable[[], int])
+WORKER_COUNT: web.AppKey[Callable[[], int]] = web.AppKey("worker_count")
 # False while worker processes keep failing to start (for /readyz).
-WORKERS_READY = web.AppKey("workers_ready", Callable[[], bool])
+WORKERS_READY: web.AppKey[Callable[[], bool]] = web.AppKey("workers_ready")
 # The keyring, refreshed from the store when another process rotated keys (at most once a second).
-CURRENT_KEYS = web.AppKey("current_keys", Callable[[], Awaitable[KeyRing]])
+CURRENT_KEYS: web.AppKey[Callable[[], Awaitable[KeyRing]]] = web.AppKey("current_keys")
 
 
 @dataclass

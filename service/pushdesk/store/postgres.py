@@ -13,9 +13,10 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, StoreError, migration_files
@@ -48,6 +49,9 @@ from .rows import (
     sort_outcomes,
     subscription_from_row,
 )
+
+# What a transaction runs on: a connection lent by the pool (the listener alone is a plain one).
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 MIGRATION_LOCK = 7_467_001  # pg_advisory_xact_lock keys: serialise migrations...
 ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate checks)
@@ -86,12 +90,13 @@ class PostgresStore:
 
     async def ping(self) -> bool:
         try:
-            return await self.pool.fetchval("SELECT 1") == 1
+            answer: int | None = await self.pool.fetchval("SELECT 1")
+            return answer == 1
         except Exception:  # any failure to answer means not ready
             return False
 
     @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _tx(self) -> AsyncIterator[Conn]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 
@@ -188,7 +193,8 @@ class PostgresStore:
             if known is not None and not may_take_over((known[0], known[1]), known[2], new, proof):
                 raise EndpointTaken("that endpoint is subscribed with other keys")
             # xmax is 0 only for a row this statement inserted: tells insert from update.
-            sub_id, created = await conn.fetchrow(
+            sub_id, created = await _fetch_one(
+                conn,
                 "INSERT INTO subscriptions (public_id, endpoint, p256dh, auth, vapid_key_id, "
                 "token_hash, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) "
                 "ON CONFLICT (endpoint) DO UPDATE SET updated_at = excluded.updated_at "
@@ -411,9 +417,10 @@ class PostgresStore:
         return result.endswith(" 1")
 
     async def editor_for_key(self, key_hash: bytes) -> str | None:
-        return await self.pool.fetchval(
+        name: str | None = await self.pool.fetchval(
             "SELECT name FROM editors WHERE key_hash=$1 AND revoked_at IS NULL", key_hash
         )
+        return name
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
@@ -556,7 +563,7 @@ class PostgresStore:
             )
             if alert_id is None:
                 return None
-            lo, hi = await conn.fetchrow("SELECT MIN(id), MAX(id) FROM subscriptions")
+            lo, hi = await _fetch_one(conn, "SELECT MIN(id), MAX(id) FROM subscriptions")
             ranges = split(lo - 1, hi) if lo is not None else []
             await conn.executemany(
                 "INSERT INTO alert_shards (alert_id, lo, hi, cursor) VALUES ($1, $2, $3, $2)",
@@ -637,7 +644,7 @@ class PostgresStore:
                 now + lease,
                 cp.shard_id,
             )
-            return await conn.fetchval("SELECT status FROM alerts WHERE id=$1", cp.alert_id)
+            return await _alert_status(conn, cp.alert_id)
 
     async def finish_shard(self, shard: Shard, owner: str) -> bool:
         now = time.time()
@@ -805,20 +812,20 @@ class PostgresStore:
         )
 
     async def pending_work(self) -> dict[str, int]:
-        row = await self.pool.fetchrow(
+        row = await _fetch_one(
+            self.pool,
             "SELECT (SELECT COUNT(*) FROM alert_shards WHERE state <> 'done'), "
             "(SELECT COUNT(*) FROM deliveries_deferred), "
-            "(SELECT COUNT(*) FROM alerts WHERE NOT planned)"
+            "(SELECT COUNT(*) FROM alerts WHERE NOT planned)",
         )
         return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
 
     async def next_due_time(self) -> float | None:
-        return await self.pool.fetchval("SELECT MIN(due_at) FROM deliveries_deferred")
+        due: float | None = await self.pool.fetchval("SELECT MIN(due_at) FROM deliveries_deferred")
+        return due
 
 
-async def _apply_preferences(
-    conn: asyncpg.Connection, sub_id: int, prefs: dict[str, Any], now: float
-) -> None:
+async def _apply_preferences(conn: Conn, sub_id: int, prefs: dict[str, Any], now: float) -> None:
     columns = preference_columns(prefs)
     if columns:
         sets = ", ".join(f"{name}=${n}" for n, name in enumerate(columns, 1))
@@ -837,9 +844,7 @@ async def _apply_preferences(
         )
 
 
-async def _refresh(
-    conn: asyncpg.Connection, sub_id: int, item: NewSubscription, now: float
-) -> None:
+async def _refresh(conn: Conn, sub_id: int, item: NewSubscription, now: float) -> None:
     await conn.execute(
         "UPDATE subscriptions SET p256dh=$1, auth=$2, vapid_key_id=$3, token_hash=$4, "
         "updated_at=$5, vapid_rejected_at=NULL, last_failure=NULL WHERE id=$6",
@@ -853,7 +858,7 @@ async def _refresh(
     await _apply_preferences(conn, sub_id, item.preferences, now)
 
 
-async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> None:
+async def _delete_subscriptions(conn: Conn, ids: list[int]) -> None:
     """Delete readers; deliveries still deferred for them count as skipped, so counts add up."""
     await conn.execute(
         "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
@@ -865,12 +870,19 @@ async def _delete_subscriptions(conn: asyncpg.Connection, ids: list[int]) -> Non
     await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::bigint[])", ids)
 
 
-async def _alert_status(conn: asyncpg.Connection, alert_id: int) -> str | None:
+async def _fetch_one(conn: Conn | asyncpg.Pool, sql: str, *args: Any) -> asyncpg.Record:
+    """A statement that always returns exactly one row (an aggregate, INSERT ... RETURNING)."""
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, sql
+    return row
+
+
+async def _alert_status(conn: Conn, alert_id: int) -> str | None:
     status: str | None = await conn.fetchval("SELECT status FROM alerts WHERE id=$1", alert_id)
     return status
 
 
-async def _live(conn: asyncpg.Connection, ids: set[int]) -> set[int]:
+async def _live(conn: Conn, ids: set[int]) -> set[int]:
     """Which of these readers still exist, locked (KEY SHARE, in id order) so none can be
     deleted before this transaction's rows that refer to them are written."""
     if not ids:
@@ -882,7 +894,7 @@ async def _live(conn: asyncpg.Connection, ids: set[int]) -> set[int]:
     return {row[0] for row in rows}
 
 
-async def _write_batch(conn: asyncpg.Connection, cp: Checkpoint, now: float) -> None:
+async def _write_batch(conn: Conn, cp: Checkpoint, now: float) -> None:
     await _write_outcomes(conn, cp.outcomes, now)
     if cp.deferrals:
         await conn.executemany(
@@ -898,9 +910,7 @@ async def _write_batch(conn: asyncpg.Connection, cp: Checkpoint, now: float) -> 
     await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
 
 
-async def _write_outcomes(
-    conn: asyncpg.Connection, outcomes: list[tuple[int, str, str]], now: float
-) -> None:
+async def _write_outcomes(conn: Conn, outcomes: list[tuple[int, str, str]], now: float) -> None:
     gone, rejected, failed = sort_outcomes(outcomes, now)
     if gone:
         await _delete_subscriptions(conn, gone)
@@ -912,7 +922,7 @@ async def _write_outcomes(
         await conn.executemany("UPDATE subscriptions SET last_failure=$1 WHERE id=$2", failed)
 
 
-async def _count_days(conn: asyncpg.Connection, days: list[tuple[int, str]]) -> None:
+async def _count_days(conn: Conn, days: list[tuple[int, str]]) -> None:
     await conn.executemany(
         "INSERT INTO daily_counts (subscription_id, day, count) VALUES ($1, $2, 1) "
         "ON CONFLICT (subscription_id, day) DO UPDATE SET count = daily_counts.count + 1",
@@ -920,9 +930,7 @@ async def _count_days(conn: asyncpg.Connection, days: list[tuple[int, str]]) -> 
     )
 
 
-async def _count_delivery_times(
-    conn: asyncpg.Connection, alert_id: int, buckets: dict[int, int]
-) -> None:
+async def _count_delivery_times(conn: Conn, alert_id: int, buckets: dict[int, int]) -> None:
     if buckets:
         await conn.executemany(
             "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES ($1, $2, $3) "
@@ -932,9 +940,7 @@ async def _count_delivery_times(
         )
 
 
-async def _add_counts(
-    conn: asyncpg.Connection, alert_id: int, counts: dict[str, int], error: str | None
-) -> None:
+async def _add_counts(conn: Conn, alert_id: int, counts: dict[str, int], error: str | None) -> None:
     changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
     if not changes and not error:
         return
@@ -947,7 +953,7 @@ async def _add_counts(
     await conn.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=${len(params)}", *params)
 
 
-async def _finish_alert(conn: asyncpg.Connection, alert_id: int, now: float) -> None:
+async def _finish_alert(conn: Conn, alert_id: int, now: float) -> None:
     await conn.execute(
         "UPDATE alerts SET finished_at=$1, "
         "audience = delivered + removed + failed + skipped + deferred, "

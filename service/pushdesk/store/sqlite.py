@@ -239,6 +239,7 @@ class SQLiteStore:
                         now,
                     ),
                 )
+                assert cur.lastrowid is not None
                 sub_id, created = cur.lastrowid, True
                 prefs = {"topics": list(new.default_topics), **new.preferences}
                 await self._apply_preferences(db, sub_id, prefs, now)
@@ -627,7 +628,7 @@ class SQLiteStore:
             alert_id = row[0]
             async with db.execute(ID_RANGE) as cur:
                 lo, hi = await cur.fetchone() or (None, None)
-            ranges = split(lo - 1, hi) if lo is not None else []
+            ranges = split(lo - 1, hi) if lo is not None and hi is not None else []
             await db.executemany(
                 "INSERT INTO alert_shards (alert_id, lo, hi, cursor) VALUES (?, ?, ?, ?)",
                 [(alert_id, a, b, a) for a, b in ranges],

@@ -48,7 +48,7 @@ class OriginBreaker:
 
     @property
     def cooldown(self) -> float:
-        return min(self.options.max_cooldown, self.options.cooldown * 2 ** max(self.trips - 1, 0))
+        return min(self.options.max_cooldown, self.options.cooldown * 2.0 ** max(self.trips - 1, 0))
 
     def wait_until(self, now: float) -> float:
         """0 when a request may go now; else the time to come back. A half-open origin

@@ -435,7 +435,7 @@ class Sender:
             return None, Verdict(Result.RETRY, f"network error: {type(exc).__name__}: {exc}")
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _blocked_literal(self, origin: str) -> str | None:

@@ -227,7 +227,7 @@ class OriginPool:
         if self.size < self.limit:
             self.size += 1
             return None
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[PushConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             return await waiter
