@@ -568,3 +568,35 @@ async def test_tls_failure_is_retried_then_fails(keyring):
         await server.wait_closed()
     assert outcome.result is Result.FAILED and outcome.attempts == 2
     assert "cannot connect" in outcome.reason or "network error" in outcome.reason
+
+
+async def test_queue_time_and_the_push_services_time_are_told_apart(keyring, push_service):
+    """With one connection allowed and a push service taking 0.3 s, the second request waits
+    0.3 s for the connection: that is queue time, not the push service being slow."""
+    from prometheus_client import REGISTRY
+
+    from pushdesk.metrics import forget_origin_labels
+
+    forget_origin_labels()
+    readers = [push_service.subscribe() for _ in range(2)]
+    push_service.delay = 0.3
+    labels = {"origin": push_service.origin}
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    queued_before, answered_before = (
+        sample("pushdesk_queue_seconds_sum"),
+        sample("pushdesk_send_seconds_sum"),
+    )
+    async with Sender(keyring, fast_options(per_origin=1)) as sender:
+        outcomes = await asyncio.gather(
+            *(sender.send(target_for(e, k, keyring), message()) for e, k in readers)
+        )
+    assert all(o.result is Result.DELIVERED for o in outcomes)
+    queued = sample("pushdesk_queue_seconds_sum") - queued_before
+    answered = sample("pushdesk_send_seconds_sum") - answered_before
+    assert queued >= 0.25  # the second request's wait for the one connection
+    # Two answers of 0.3 s each; with the wait mixed in it would be 0.9 s.
+    assert 0.55 <= answered < 0.8
+    forget_origin_labels()

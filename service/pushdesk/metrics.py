@@ -29,11 +29,18 @@ MESSAGES = Counter(
     ["result", "origin"],
 )
 RETRIES = Counter("pushdesk_retries", "Requests retried, by push-service origin", ["origin"])
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SEND_SECONDS = Histogram(
     "pushdesk_send_seconds",
-    "Time a push service took to answer one request",
+    "Time a push service took to answer one request (connecting included, queueing not)",
     ["origin"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=BUCKETS,
+)
+QUEUE_SECONDS = Histogram(
+    "pushdesk_queue_seconds",
+    "Time a request waited for a connection to its push service (the per-origin bound)",
+    ["origin"],
+    buckets=(0.0, *BUCKETS),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Each origin label is a time series per result and histogram bucket. A few push services

@@ -40,11 +40,12 @@ class ProtocolError(Exception):
 class Answer:
     """A push service's answer: its status, its header fields, the start of its body."""
 
-    __slots__ = ("_fields", "_headers", "body", "status")
+    __slots__ = ("_fields", "_headers", "body", "queued", "status")
 
     def __init__(self, status: int, fields: list[tuple[bytes, bytes]], body: bytes = b""):
         self.status = status
         self.body = body  # at most MAX_ERROR_BODY bytes
+        self.queued = 0.0  # seconds the request waited for a connection (set by the transport)
         self._fields = fields
         self._headers: CIMultiDictProxy[str] | None = None
 

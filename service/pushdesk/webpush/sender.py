@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 
-from ..metrics import MESSAGES, RETRIES, SEND_SECONDS, origin_label
+from ..metrics import MESSAGES, QUEUE_SECONDS, RETRIES, SEND_SECONDS, origin_label
 from .breaker import Answer, BreakerOptions, OriginBreaker
 from .classify import DELIVERED, Result, Verdict, classify
 from .crypto import encrypt
@@ -223,18 +223,23 @@ class OriginState:
     # This origin's labelled Prometheus metrics, looked up once rather than per message.
     label: str = field(init=False)  # its name in metrics (bounded: see origin_label)
     _timed: Histogram = field(init=False, repr=False)
+    _queued: Histogram = field(init=False, repr=False)
     _counted: dict[Result, Counter] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.label = origin_label(self.name)
         self._timed = SEND_SECONDS.labels(self.label)
+        self._queued = QUEUE_SECONDS.labels(self.label)
 
-    def count(self, result: Result, seconds: float) -> None:
+    def count(self, result: Result, seconds: float, queued: float = 0.0) -> None:
+        """One request: its result, the push service's time, and the wait for a connection
+        (two histograms, so a slow push service and a full pool tell apart)."""
         counter = self._counted.get(result)
         if counter is None:
             counter = self._counted[result] = MESSAGES.labels(result.value, self.label)
         counter.inc()
         self._timed.observe(seconds)
+        self._queued.observe(queued)
 
 
 @dataclass
@@ -379,11 +384,11 @@ class Sender:
             head = message.head_for(authorization, ttl)
             started = time.perf_counter()
             try:
-                status, verdict = await self._post(origin, path, head, body)
+                status, verdict, queued = await self._post(origin, path, head, body)
             except BaseException:
                 breaker.abandon_probe()
                 raise
-            state.count(verdict.result, time.perf_counter() - started)
+            state.count(verdict.result, time.perf_counter() - started - queued, queued)
             breaker.record(answer_kind(verdict), time.time(), verdict.retry_after)
             if verdict.result is not Result.RETRY:
                 accepted = time.time() if verdict.result is Result.DELIVERED else None
@@ -417,22 +422,24 @@ class Sender:
 
     async def _post(
         self, origin: str, path: str, head: bytes, body: bytes
-    ) -> tuple[int | None, Verdict]:
+    ) -> tuple[int | None, Verdict, float]:
+        """(status, verdict, seconds queued for a connection) of one request."""
         self.requests += 1
         try:
             answer = await self.transport.post(origin, path, head, body)
             status = answer.status
             # A delivered answer's headers are never read, so never built.
             verdict = DELIVERED.get(status) or classify(status, answer.headers, answer.body)
-            return status, verdict
+            return status, verdict, answer.queued
         except ConnectFailed as exc:
             if isinstance(exc.cause, BlockedAddress):
-                return None, Verdict(Result.REJECTED, str(exc.cause))
-            return None, Verdict(Result.RETRY, f"cannot connect: {exc}")
+                return None, Verdict(Result.REJECTED, str(exc.cause)), 0.0
+            return None, Verdict(Result.RETRY, f"cannot connect: {exc}"), 0.0
         except TimeoutError:
-            return None, Verdict(Result.RETRY, "timed out")
+            return None, Verdict(Result.RETRY, "timed out"), 0.0
         except NETWORK_ERRORS as exc:
-            return None, Verdict(Result.RETRY, f"network error: {type(exc).__name__}: {exc}")
+            reason = f"network error: {type(exc).__name__}: {exc}"
+            return None, Verdict(Result.RETRY, reason), 0.0
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2.0 ** (attempt - 1))

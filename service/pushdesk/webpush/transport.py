@@ -207,6 +207,11 @@ class OriginPool:
         self.addresses: list[AddrInfoType] = []
         self.resolved_until = 0.0
 
+    @property
+    def full(self) -> bool:
+        """Every connection is open or opening: a request now waits its turn."""
+        return self.size >= self.limit
+
     def take_idle(self) -> PushConnection | None:
         """The most recently used idle connection, if one is open and was used lately."""
         idle = self._idle
@@ -333,13 +338,21 @@ class PushTransport:
         """POST `body` to `target` at `origin`; `head` is the header lines after Host.
 
         Raises ConnectFailed, ConnectionLost, ProtocolError or TimeoutError when no answer came.
-        Waiting for a free connection is not timed; connecting and the exchange together are.
+        Waiting for a free connection is not timed out; connecting and the exchange together
+        are. The answer's `queued` is how long the request waited for a connection (the clock
+        is read only when it had to wait: the pool was full).
         """
         pool = self.pool(origin)
         timeout = self.total_timeout
+        queued = 0.0
         conn = pool.take_idle()
         if conn is None:
-            conn = await pool.wait_turn()
+            if pool.full:
+                waiting_since = time.monotonic()
+                conn = await pool.wait_turn()
+                queued = time.monotonic() - waiting_since
+            else:
+                conn = await pool.wait_turn()
             if conn is None:
                 started = time.monotonic()
                 try:
@@ -359,6 +372,7 @@ class PushTransport:
         try:
             answer = await conn.exchange(request, max(timeout, 0.001))
             answered = True
+            answer.queued = queued
             return answer
         finally:
             pool.give_back(conn, reusable=answered)
