@@ -70,6 +70,10 @@ async def test_push_retries_a_throttled_service_and_reports_rejections(
         (["push", "x", "--title", "T", "--url", "http://n.example/"], "--url: must be"),
         (["push", "x", "--title", " ", "--url", "https://n.example/"], "--title: must be"),
         (["push", "x", "--title", "T", "--url", "https://n.example/", "--ttl", "-5"], "ttl"),
+        # One limit for alerts, whichever way they are sent: a day, as the API says.
+        (["push", "x", "--title", "T", "--url", "https://n/", "--ttl", "86401"], "0-86400"),
+        (["send", "--title", "T", "--url", "https://n/", "--ttl", "2419200"], "0-86400"),
+        (["push", "x", "--title", "T", "--url", "https://n/", "--ttl", "²"], "invalid ttl"),
         (["push", "x", "--title", "T"], "required"),
         (["push", "x", "--title", "T", "--url", "https://n/", "--urgency", "now"], "urgency"),
         (["frobnicate"], "invalid choice"),

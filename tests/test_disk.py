@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pushdesk.api.validation import MAX_BODY_TEXT, MAX_TITLE
 from pushdesk.backup import backup_sqlite
+from pushdesk.limits import MAX_BODY_TEXT, MAX_TITLE
 from pushdesk.secure_files import written_whole
 from pushdesk.store import open_store
 from pushdesk.store.sqlite import SQLiteStore

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from pushdesk.api.errors import ApiError
 from pushdesk.api.validation import (
-    MAX_ENDPOINT_LENGTH,
     decode_json,
     host_allowed,
     is_loopback,
@@ -20,6 +19,7 @@ from pushdesk.api.validation import (
     parse_push_subscription,
 )
 from pushdesk.config import Settings
+from pushdesk.limits import MAX_ENDPOINT_LENGTH
 from pushdesk.webpush.crypto import encrypt
 from pushdesk.webpush.payload import Message, PayloadTooLarge, build_payload
 from tests.support.helpers import BrowserKeys

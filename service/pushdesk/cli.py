@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from .api.errors import ApiError
-from .api.validation import MAX_BODY_TEXT, MAX_TITLE, parse_article_url, parse_text
+from .api.validation import parse_article_url, parse_text
 from .config import ConfigError, Settings, load_settings
 from .errors import CliError
+from .limits import MAX_ALERT_TTL, MAX_BODY_TEXT, MAX_TITLE
 from .logs import setup_logging
 from .secure_files import written_whole
 from .store import (
@@ -34,7 +35,7 @@ from .tokens import hash_secret, new_secret
 from .vapid_keys import create_key, load_keyring
 from .webpush.classify import Result
 from .webpush.payload import Message, PayloadTooLarge
-from .webpush.sender import MAX_TTL, URGENCIES, Sender, SenderOptions, Target, prepare
+from .webpush.sender import URGENCIES, Sender, SenderOptions, Target, prepare
 from .webpush.vapid import VapidKeyError
 
 T = TypeVar("T")
@@ -190,8 +191,9 @@ def _workers(text: str) -> int:
 
 
 def _ttl(text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_TTL:
-        raise argparse.ArgumentTypeError(f"invalid ttl {text!r} (0-{MAX_TTL} seconds)")
+    """The API's limit for alerts, for `send` and `push` alike."""
+    if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) > MAX_ALERT_TTL:
+        raise argparse.ArgumentTypeError(f"invalid ttl {text!r} (0-{MAX_ALERT_TTL} seconds)")
     return int(text)
 
 

@@ -8,6 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from ..engagement import percentiles
+from ..limits import (
+    DEFAULT_TTL,
+    MAX_ALERT_TTL,
+    MAX_BODY_TEXT,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LIST,
+    MAX_TITLE,
+)
 from ..store.models import NewAlert
 from ..tokens import hash_secret
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
@@ -15,8 +23,6 @@ from ..webpush.sender import URGENCIES
 from .errors import ApiError, invalid
 from .state import SETTINGS, STORE, WAKE_WORKERS
 from .validation import (
-    MAX_BODY_TEXT,
-    MAX_TITLE,
     parse_article_url,
     parse_text,
     parse_topics,
@@ -25,12 +31,10 @@ from .validation import (
 )
 
 MAX_ALERT_BODY = 16 * 1024
-DEFAULT_TTL, MAX_TTL = 3600, 86400
 IDEMPOTENCY_WINDOW = 24 * 3600
 DUPLICATE_WINDOW = 10 * 60
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 LIMIT = re.compile(r"[0-9]{1,4}", re.ASCII)  # str.isdigit() took '²', which int() refuses
-MAX_LIST = 200
 ALERT_FIELDS = {
     "title",
     "url",
@@ -76,8 +80,8 @@ def parse_alert(body: dict[str, Any], request: web.Request, editor: str) -> NewA
     if not topics:
         raise invalid("topics", "name at least one topic")
     ttl = body.get("ttl", DEFAULT_TTL)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
-        raise invalid("ttl", f"must be whole seconds from 0 to {MAX_TTL}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_ALERT_TTL:
+        raise invalid("ttl", f"must be whole seconds from 0 to {MAX_ALERT_TTL}")
     urgency = body.get("urgency", "high")
     if urgency not in URGENCIES:
         raise invalid("urgency", f"must be one of {', '.join(URGENCIES)}")

@@ -11,6 +11,15 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..limits import (
+    MAX_ALERT_TTL,
+    MAX_BODY_TEXT,
+    MAX_ENDPOINT_LENGTH,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LIST,
+    MAX_PER_DAY,
+    MAX_TITLE,
+)
 from ..store.models import ALERT_STATUSES, COUNT_FIELDS
 from ..webpush.sender import URGENCIES
 
@@ -48,14 +57,16 @@ PREFERENCES = {
             {"type": "null"},
         ]
     },
-    "maxPerDay": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 50}, {"type": "null"}]},
+    "maxPerDay": {
+        "oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PER_DAY}, {"type": "null"}]
+    },
     "language": {"oneOf": [{"type": "string"}, {"type": "null"}]},
 }
 PUSH_SUBSCRIPTION = {
     "type": "object",
     "required": ["endpoint", "keys"],
     "properties": {
-        "endpoint": {"type": "string", "format": "uri", "maxLength": 1024},
+        "endpoint": {"type": "string", "format": "uri", "maxLength": MAX_ENDPOINT_LENGTH},
         "expirationTime": {"oneOf": [{"type": "number"}, {"type": "null"}]},
         "keys": {
             "type": "object",
@@ -97,13 +108,13 @@ NEW_ALERT = {
     "type": "object",
     "required": ["title", "url"],
     "properties": {
-        "title": {"type": "string", "minLength": 1, "maxLength": 300},
+        "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
         "url": {"type": "string", "format": "uri"},
-        "body": {"type": "string", "maxLength": 3000},
+        "body": {"type": "string", "maxLength": MAX_BODY_TEXT},
         "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "icon": {"type": "string", "format": "uri"},
         "image": {"type": "string", "format": "uri"},
-        "ttl": {"type": "integer", "minimum": 0, "maximum": 86400},
+        "ttl": {"type": "integer", "minimum": 0, "maximum": MAX_ALERT_TTL},
         "urgency": {"enum": list(URGENCIES)},
         "respectQuietHours": {"type": "boolean"},
         "dryRun": {"type": "boolean"},
@@ -232,7 +243,7 @@ def build_spec() -> dict[str, Any]:
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 255},
+                        "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
                     }
                 ],
                 "requestBody": _body(NEW_ALERT),
@@ -270,7 +281,7 @@ def build_spec() -> dict[str, Any]:
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST},
                     }
                 ],
                 "responses": {

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from ..config import Settings
+from ..limits import MAX_ENDPOINT_LENGTH, MAX_PER_DAY, MAX_URL
 from ..store import QuietHours
 from ..webpush.keys import InvalidKey, parse_auth_secret, parse_p256dh
 from ..webpush.transport import SENDABLE_URL
 from ..webpush.vapid import audience_problem, origin_of
 from .errors import ApiError, invalid
 
-MAX_ENDPOINT_LENGTH = 1024
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$")
 LOOPBACK_NAMES = ("localhost",)
@@ -288,8 +288,8 @@ def parse_quiet_hours(value: Any) -> QuietHours | None:
 def parse_cap(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 50:
-        raise invalid("maxPerDay", "must be null or a whole number from 1 to 50")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PER_DAY:
+        raise invalid("maxPerDay", f"must be null or a whole number from 1 to {MAX_PER_DAY}")
     return value
 
 
@@ -299,11 +299,6 @@ def parse_language(value: Any) -> str | None:
     if not isinstance(value, str) or not LANGUAGE.match(value) or len(value) > 35:
         raise invalid("language", "must be a language tag like en or en-GB")
     return value
-
-
-MAX_TITLE = 300
-MAX_BODY_TEXT = 3000
-MAX_URL = 2048
 
 
 def parse_text(value: Any, field: str, limit: int, required: bool = False) -> str | None:

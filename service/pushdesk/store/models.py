@@ -21,10 +21,6 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-# Preference fields a reader may change; the store takes a dict with any subset of these keys.
-PREFERENCE_FIELDS = ("topics", "timezone", "quiet_hours", "max_per_day", "language")
-
-
 @dataclass
 class Subscription:
     id: int
