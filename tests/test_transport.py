@@ -419,3 +419,25 @@ async def test_idle_connections_close_even_when_their_pool_is_not_used_again(
     assert not raw_server.handlers  # the server saw the connection end
     assert transport.pools == 0
     assert (await transport.post(raw_server.origin, "/b", HEAD, b"2")).status == 201
+
+
+def test_one_error_family():
+    """Callers catch by meaning: everything pushdesk raises on purpose is a PushdeskError, and
+    every way a push request can end without a usable answer is a TransportError (which keeps
+    the standard base it has, so `except OSError` or `except TimeoutError` still work)."""
+    from pushdesk.errors import PushdeskError, TransportError
+    from pushdesk.webpush.transport import (
+        ConnectFailed,
+        ConnectionLost,
+        ProtocolError,
+        RequestTimedOut,
+    )
+
+    assert issubclass(TransportError, PushdeskError)
+    for error, standard in (
+        (ConnectFailed, OSError),
+        (ConnectionLost, ConnectionError),
+        (ProtocolError, Exception),
+        (RequestTimedOut, TimeoutError),
+    ):
+        assert issubclass(error, TransportError) and issubclass(error, standard)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .errors import PushdeskError
 from .webpush.vapid import subject_problem
 
 DEFAULT_PUSH_HOSTS = (
@@ -44,7 +45,7 @@ RATE = re.compile(r"^(\d+)/(second|minute|hour)$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class ConfigError(Exception):
+class ConfigError(PushdeskError):
     """Raised with every problem found; `problems` holds one line per problem."""
 
     def __init__(self, problems: list[str]):

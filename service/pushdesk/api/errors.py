@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import PushdeskError
 from ..store import TRANSIENT_ERRORS, StorageProblem, storage_problem
 from .state import STORAGE_TROUBLE
 
@@ -17,7 +18,7 @@ log = logging.getLogger("pushdesk.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
+class ApiError(PushdeskError):
     def __init__(
         self,
         status: int,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from ..engagement import bucket_ms
+from ..errors import PushdeskError
 from ..store import TRANSIENT_ERRORS, Store
 from ..store.models import Alert, Checkpoint, DueDelivery, Recipient, Settlement, Shard
 from ..webpush.classify import Result
@@ -70,7 +71,7 @@ class AlertContext:
     started: bool = False  # this worker has sent a batch of this alert
 
 
-class Unsendable(Exception):
+class Unsendable(PushdeskError):
     """An alert whose message cannot be built: its readers are closed with this reason."""
 
 

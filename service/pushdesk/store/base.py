@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import PushdeskError
 from .models import (
     Alert,
     AlertCreation,
@@ -28,7 +29,7 @@ RangeSplitter = Callable[[int, int], list[tuple[int, int]]]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class StoreError(Exception):
+class StoreError(PushdeskError):
     """A store-level problem worth a clear message (conflict, unavailable database)."""
 
 

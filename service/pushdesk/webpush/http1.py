@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ..errors import TransportError
+
 MAX_ERROR_BODY = 1024  # enough of an error answer for its reason; the rest is not read
 MAX_HEAD = 16 * 1024  # status line and headers; push services send a few hundred bytes
 MAX_HEADERS = 100
@@ -33,7 +35,7 @@ CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})(?:[ \t]*;[^\r\n]*)?")
 NO_BODY_STATUSES = (204, 304)
 
 
-class ProtocolError(Exception):
+class ProtocolError(TransportError):
     """The bytes the push service sent are not a well-formed HTTP/1.1 answer."""
 
 

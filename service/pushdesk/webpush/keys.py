@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import PushdeskError
 from .encoding import b64url_decode
 
 P256_POINT_BYTES = 65
@@ -11,7 +12,7 @@ P256_PRIME = 2**256 - 2**224 + 2**192 + 2**96 - 1
 P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 
 
-class InvalidKey(ValueError):
+class InvalidKey(PushdeskError, ValueError):
     """A subscription key that a browser could not have produced."""
 
 

@@ -12,12 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import PushdeskError
 from .crypto import MAX_PLAINTEXT
 
 ELLIPSIS = "…"
 
 
-class PayloadTooLarge(ValueError):
+class PayloadTooLarge(PushdeskError, ValueError):
     """The fields that may not be shortened (URLs, ids) alone exceed the limit."""
 
 

@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from prometheus_client import Counter, Histogram
 
+from ..errors import PushdeskError, TransportError
 from ..metrics import MESSAGES, QUEUE_SECONDS, RETRIES, SEND_SECONDS, origin_label
 from .breaker import Answer, BreakerOptions, OriginBreaker
 from .classify import DELIVERED, Result, Verdict, classify
@@ -31,7 +32,6 @@ from .payload import Message, build_payload
 from .transport import (
     BadTarget,
     ConnectFailed,
-    ProtocolError,
     PushTransport,
     header_block,
     request_target,
@@ -51,7 +51,7 @@ MAX_ORIGINS = 1024  # origin states kept; readers name few, but any allowed host
 log = logging.getLogger("pushdesk.sender")
 
 
-class BlockedAddress(OSError):
+class BlockedAddress(PushdeskError, OSError):
     """The endpoint's host is, or resolves to, an address we must not connect to."""
 
 
@@ -265,8 +265,8 @@ def answer_kind(verdict: Verdict) -> Answer:
     return Answer.THROTTLED if verdict.throttled else Answer.FAILED
 
 
-# No usable answer: the connection broke (ConnectionLost is an OSError), or it was not HTTP.
-NETWORK_ERRORS = (ProtocolError, OSError)
+# No usable answer: the transport's errors, and any OSError a socket raised on its way out.
+NETWORK_ERRORS = (TransportError, OSError)
 
 
 class Sender:

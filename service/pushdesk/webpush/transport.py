@@ -29,6 +29,7 @@ import aiohappyeyeballs
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
+from ..errors import PushdeskError, TransportError
 from .http1 import Answer, AnswerReader, ProtocolError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectionLost",
     "ProtocolError",
     "PushTransport",
+    "RequestTimedOut",
     "header_block",
     "request_target",
 ]
@@ -55,11 +57,11 @@ MAX_IDLE = 15.0
 SWEEP_EVERY = 5.0  # how often idle connections and empty pools are looked for
 
 
-class BadTarget(ValueError):
+class BadTarget(PushdeskError, ValueError):
     """The endpoint's path cannot be sent as an HTTP request target."""
 
 
-class ConnectFailed(OSError):
+class ConnectFailed(TransportError, OSError):
     """No connection to the push service could be opened; `cause` says why."""
 
     def __init__(self, origin: str, cause: BaseException):
@@ -67,7 +69,11 @@ class ConnectFailed(OSError):
         self.cause = cause
 
 
-class ConnectionLost(ConnectionError):
+class RequestTimedOut(TransportError, TimeoutError):
+    """No answer came within the request's time (its connection is closed, never reused)."""
+
+
+class ConnectionLost(TransportError, ConnectionError):
     """The push service closed the connection before its answer was in."""
 
 
@@ -162,7 +168,7 @@ class PushConnection(asyncio.Protocol):
 
     def _time_out(self) -> None:
         self._timer = None
-        self._settle(TimeoutError("no answer in time"))
+        self._settle(RequestTimedOut("no answer in time"))
         self.closed = True
         if self._transport is not None:
             self._transport.abort()

@@ -20,17 +20,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException
 
+from ..errors import PushdeskError
 from .encoding import b64url_encode
 
 TOKEN_LIFETIME = 12 * 3600
 REFRESH_MARGIN = 3600  # re-sign when less than this is left
 
 
-class VapidKeyError(Exception):
+class VapidKeyError(PushdeskError):
     """A key file that is missing, unreadable, or readable by others."""
 
 
-class UnsignableClaim(ValueError):
+class UnsignableClaim(PushdeskError, ValueError):
     """py_vapid refuses to sign this audience or subject: no reader could be sent to with it."""
 
 
