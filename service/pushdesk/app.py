@@ -27,8 +27,8 @@ from .api.state import (
 )
 from .config import Settings
 from .fanout import FanoutWorker, WorkerOptions
+from .fanout.supervisor import WorkerProcesses
 from .store import Store, open_store
-from .supervisor import WorkerProcesses
 from .vapid_keys import KeyRingRefresher, load_keyring
 from .web import setup_web
 from .webpush.sender import Sender, SenderOptions

@@ -17,9 +17,9 @@ from ..limits import (
     MAX_TITLE,
 )
 from ..store.models import NewAlert
-from ..tokens import hash_secret
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
 from ..webpush.sender import URGENCIES
+from .access import alert_or_404, editor_name
 from .errors import ApiError, invalid
 from .state import SETTINGS, STORE, WAKE_WORKERS
 from .validation import (
@@ -49,22 +49,6 @@ ALERT_FIELDS = {
     "force",
 }
 routes = web.RouteTableDef()
-
-
-async def editor_name(request: web.Request) -> str:
-    """The editor a bearer key belongs to; 401 for a missing, unknown or revoked key."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    name = None
-    if scheme.lower() == "bearer" and key.strip():
-        name = await request.app[STORE].editor_for_key(hash_secret(key.strip()))
-    if name is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "an editor key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return name
 
 
 def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
@@ -174,14 +158,6 @@ async def list_alerts(request: web.Request) -> web.Response:
         raise invalid("limit", f"must be a whole number from 1 to {MAX_LIST}")
     alerts = await request.app[STORE].list_alerts(int(raw))
     return web.json_response({"alerts": [a.as_json() for a in alerts]})
-
-
-async def alert_or_404(request: web.Request) -> Any:
-    alert_id = request.match_info["id"]
-    alert = await request.app[STORE].get_alert(alert_id) if len(alert_id) <= 64 else None
-    if alert is None:
-        raise ApiError(404, "not_found", f"no alert {alert_id!r}")
-    return alert
 
 
 @routes.get("/api/alerts/{id}")

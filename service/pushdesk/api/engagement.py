@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..engagement import percentiles, timeline
 from ..store.models import Alert
-from .alerts import alert_or_404, editor_name
+from .access import alert_or_404, editor_name
 from .errors import invalid
 from .state import STORE
 from .validation import read_json, require_object

@@ -81,7 +81,7 @@ def session_rate(
 
 
 def _session_one(endpoints: list[tuple[str, bytes, bytes]], seconds: float) -> float:
-    from .webpush.crypto import encrypt
+    from ..webpush.crypto import encrypt
 
     plain = DATA.encode()
     headers = {

@@ -25,11 +25,11 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from .config import Settings
-from .store import open_store
-from .tokens import hash_secret, new_secret
-from .vapid_keys import load_keyring
-from .webpush.encoding import b64url_encode
+from ..config import Settings
+from ..store import open_store
+from ..tokens import hash_secret, new_secret
+from ..vapid_keys import load_keyring
+from ..webpush.encoding import b64url_encode
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = "https://news.example/bench"
@@ -133,7 +133,7 @@ def start_sink(scratch: Path) -> Sink:
         kind = "nginx"
     else:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pushdesk.bench_sink", str(port), str(log)],
+            [sys.executable, "-m", "pushdesk.bench.sink", str(port), str(log)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -431,8 +431,8 @@ async def _baselines(
 ) -> None:
     """pywebpush as tutorials write it, and used well, and aiohttp's ClientSession posting
     encrypted bodies with nothing else around it, on one sink."""
-    from .bench_baselines import session_rate, webpush_async_rate, webpush_loop_rate
-    from .webpush.encoding import b64url_decode
+    from ..webpush.encoding import b64url_decode
+    from .baselines import session_rate, webpush_async_rate, webpush_loop_rate
 
     [key_file] = list(settings.keys_dir.glob("*.pem"))
     subscriptions = [_subscription_info(line) for line in lines]

@@ -1,7 +1,7 @@
 """A minimal push-service sink for `pushdesk bench` when nginx is not installed.
 
 HTTP/1.1 with keep-alive on raw asyncio protocols: read a request and its body, answer 201. The
-time of the first request goes to a file. Run as `python -m pushdesk.bench_sink PORT FILE`.
+time of the first request goes to a file. Run as `python -m pushdesk.bench.sink PORT FILE`.
 """
 
 from __future__ import annotations
