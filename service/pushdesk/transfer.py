@@ -29,6 +29,7 @@ from .api.validation import (
 )
 from .config import Settings
 from .store import NewSubscription, Store, Subscription
+from .views import preferences_json
 
 SUBSCRIPTION_FIELDS = ("endpoint", "expirationTime", "keys")
 BATCH = 5000
@@ -209,7 +210,7 @@ async def _write(store: Store, items: list[NewSubscription], report: ImportRepor
 def export_json(sub: Subscription) -> dict[str, Any]:
     from .webpush.encoding import b64url_encode
 
-    prefs = sub.preferences_json()
+    prefs = preferences_json(sub)
     prefs.pop("id")
     return {
         "endpoint": sub.endpoint,

@@ -17,6 +17,7 @@ from ..limits import (
     MAX_TITLE,
 )
 from ..store.models import NewAlert
+from ..views import alert_json
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
 from ..webpush.sender import URGENCIES
 from .access import alert_or_404, editor_name
@@ -135,17 +136,17 @@ async def create_alert(request: web.Request) -> web.Response:
         raise ApiError(
             409,
             "duplicate",
-            f"the same link and topics were pushed at {alert.as_json()['createdAt']} "
+            f"the same link and topics were pushed at {alert_json(alert)['createdAt']} "
             f'(alert {alert.public_id}); send with "force": true to push again',
             extra={"alert": alert.public_id},
         )
     if creation.outcome == "replayed":
-        return web.json_response(alert.first_response or summary(alert.as_json()), status=202)
+        return web.json_response(alert.first_response or summary(alert_json(alert)), status=202)
     # Workers start now; the editor's answer waits for the count (80 ms at a million readers),
     # the first reader does not.
     request.app[WAKE_WORKERS]()
     audience = await store.count_audience(new.topics)
-    response = {**summary(alert.as_json()), "audience": audience}
+    response = {**summary(alert_json(alert)), "audience": audience}
     await store.complete_creation(alert.id, audience, response if new.idempotency_key else None)
     return web.json_response(response, status=202)
 
@@ -157,7 +158,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIST:
         raise invalid("limit", f"must be a whole number from 1 to {MAX_LIST}")
     alerts = await request.app[STORE].list_alerts(int(raw))
-    return web.json_response({"alerts": [a.as_json() for a in alerts]})
+    return web.json_response({"alerts": [alert_json(a) for a in alerts]})
 
 
 @routes.get("/api/alerts/{id}")
@@ -165,7 +166,7 @@ async def get_alert(request: web.Request) -> web.Response:
     await editor_name(request)
     alert = await alert_or_404(request)
     histogram = await request.app[STORE].delivery_histogram(alert.id)
-    return web.json_response({**alert.as_json(), "deliveryMs": percentiles(histogram)})
+    return web.json_response({**alert_json(alert), "deliveryMs": percentiles(histogram)})
 
 
 @routes.post("/api/alerts/{id}/cancel")
@@ -177,4 +178,4 @@ async def cancel_alert(request: web.Request) -> web.Response:
     cancelled = await request.app[STORE].cancel_alert(alert.public_id)
     if cancelled is None or cancelled.status != "cancelled":
         raise ApiError(409, "finished", f"alert {alert.public_id} has finished sending")
-    return web.json_response(cancelled.as_json())
+    return web.json_response(alert_json(cancelled))

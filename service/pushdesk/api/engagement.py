@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..engagement import percentiles, timeline
 from ..store.models import Alert
+from ..views import alert_json
 from .access import alert_or_404, editor_name
 from .errors import invalid
 from .state import STORE
@@ -58,7 +59,7 @@ async def alert_timeline(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "id": alert.public_id,
-            "createdAt": alert.as_json()["createdAt"],
+            "createdAt": alert_json(alert)["createdAt"],
             "deliveryMs": percentiles(histogram),
             "seconds": timeline(histogram, events),
         }
@@ -73,7 +74,7 @@ async def alert_export(request: web.Request) -> web.Response:
     alert, histogram, events = await alert_figures(request)
     seconds = timeline(histogram, events)
     if fmt == "json":
-        data = {**alert.as_json(), "deliveryMs": percentiles(histogram), "seconds": seconds}
+        data = {**alert_json(alert), "deliveryMs": percentiles(histogram), "seconds": seconds}
         return web.json_response(data, headers=_download(alert.public_id, "json"))
     out = io.StringIO()
     writer = csv.writer(out)

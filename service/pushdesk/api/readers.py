@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..store import EndpointTaken, NewSubscription
 from ..tokens import hash_secret, new_secret, secret_matches
+from ..views import preferences_json
 from .errors import ApiError, invalid
 from .state import CURRENT_KEYS, SETTINGS, STORE
 from .validation import (
@@ -68,7 +69,7 @@ async def subscribe(request: web.Request) -> web.Response:
             "subscription.keys",
         ) from None
     return web.json_response(
-        {**sub.preferences_json(), "token": token}, status=201 if created else 200
+        {**preferences_json(sub), "token": token}, status=201 if created else 200
     )
 
 
@@ -110,7 +111,7 @@ async def get_subscription(request: web.Request) -> web.Response:
     sub = await request.app[STORE].get_subscription(public_id)
     if sub is None:
         raise not_found()
-    return web.json_response(sub.preferences_json())
+    return web.json_response(preferences_json(sub))
 
 
 @routes.patch("/api/subscriptions/{id}")
@@ -141,7 +142,7 @@ async def update_subscription(request: web.Request) -> web.Response:
         ) from None
     if sub is None:
         raise not_found()
-    return web.json_response(sub.preferences_json())
+    return web.json_response(preferences_json(sub))
 
 
 @routes.delete("/api/subscriptions/{id}")

@@ -13,13 +13,6 @@ class QuietHours:
     start: int
     end: int
 
-    def as_json(self) -> dict[str, str]:
-        return {"start": _hhmm(self.start), "end": _hhmm(self.end)}
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
 
 @dataclass
 class Subscription:
@@ -36,16 +29,6 @@ class Subscription:
     language: str | None
     created_at: float
     updated_at: float
-
-    def preferences_json(self) -> dict[str, Any]:
-        return {
-            "id": self.public_id,
-            "topics": sorted(self.topics),
-            "timezone": self.timezone,
-            "quietHours": self.quiet_hours.as_json() if self.quiet_hours else None,
-            "maxPerDay": self.max_per_day,
-            "language": self.language,
-        }
 
 
 @dataclass(frozen=True)
@@ -104,40 +87,6 @@ class Alert:
     counts: dict[str, int]
     error: str | None = None
     first_response: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.public_id,
-            "title": self.title,
-            "url": self.url,
-            "body": self.body,
-            "icon": self.icon,
-            "image": self.image,
-            "topics": self.topics,
-            "ttl": self.ttl,
-            "urgency": self.urgency,
-            "respectQuietHours": self.respect_quiet_hours,
-            "status": self.status,
-            "counts": dict(self.counts),
-            "clickRate": round(self.counts["clicked"] / self.counts["delivered"], 4)
-            if self.counts.get("delivered")
-            else None,
-            "createdAt": _iso(self.created_at),
-            "startedAt": _iso(self.started_at),
-            "finishedAt": _iso(self.finished_at),
-            "editor": self.editor,
-        }
-        if self.error:
-            data["error"] = self.error
-        return data
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
