@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pushdesk.api.errors import ApiError
-from pushdesk.api.validation import (
+from pushdesk.config import Settings
+from pushdesk.inputs import (
+    Invalid,
     decode_json,
     host_allowed,
     is_loopback,
     parse_endpoint,
     parse_push_subscription,
 )
-from pushdesk.config import Settings
 from pushdesk.limits import MAX_ENDPOINT_LENGTH
 from pushdesk.webpush.crypto import encrypt
 from pushdesk.webpush.payload import Message, PayloadTooLarge, build_payload
@@ -75,8 +75,8 @@ json_values = st.recursive(
 def test_subscription_parsing_accepts_or_refuses_cleanly(value):
     try:
         endpoint, p256dh, auth = parse_push_subscription(value, SETTINGS)
-    except ApiError as exc:
-        assert exc.status == 400 and exc.field and exc.field.startswith("subscription")
+    except Invalid as exc:
+        assert exc.field.startswith("subscription") and exc.message
         return
     assert endpoint.startswith("https://") and len(p256dh) == 65 and len(auth) == 16
 
@@ -162,8 +162,8 @@ def test_endpoint_check_by_cached_origin_matches_whole_url_check(pieces, allow_h
     try:
         spelled = parse_endpoint(value, config)
         accepted = True
-    except ApiError as exc:
-        assert exc.status == 400 and exc.field == "subscription.endpoint"
+    except Invalid as exc:
+        assert exc.field == "subscription.endpoint"
         accepted = False
     assert accepted == endpoint_verdict_whole_url(value, config)
     if accepted:  # one spelling: the same URL, scheme and host lower-cased, no :443 on https
@@ -185,7 +185,7 @@ def test_endpoint_check_by_cached_origin_matches_whole_url_check(pieces, allow_h
 )
 def test_empty_fragments_and_credentials_are_refused_too(endpoint):
     """An origin with an empty userinfo would be a wrong Host and VAPID audience."""
-    with pytest.raises(ApiError):
+    with pytest.raises(Invalid):
         parse_endpoint(endpoint, Settings())
 
 

@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from .api.errors import ApiError
-from .api.validation import parse_article_url, parse_text
 from .config import ConfigError, Settings, load_settings
 from .errors import CliError
+from .inputs import parse_article_url, parse_text
 from .limits import MAX_ALERT_TTL, MAX_BODY_TEXT, MAX_TITLE
 from .logs import setup_logging
 from .secure_files import written_whole
@@ -337,8 +336,7 @@ def _push(settings: Settings, args: argparse.Namespace) -> int:
             body=parse_text(args.body, "--body", MAX_BODY_TEXT),
         )
         prepared = prepare(message, ttl=args.ttl, urgency=args.urgency)
-    except ApiError as exc:
-        raise CliError(exc.message) from None
+
     except PayloadTooLarge as exc:
         raise CliError(str(exc)) from None
 

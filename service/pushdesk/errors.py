@@ -3,6 +3,7 @@
     PushdeskError                   anything pushdesk says went wrong, with a message for people
     ├── CliError                    a command's one-line answer to the operator (exit non-zero)
     ├── ConfigError                 settings that cannot be used (config.py)
+    ├── Invalid                     one input's problem, naming its field (inputs.py; ValueError)
     ├── ApiError                    an HTTP answer: status, code, message, field (api/errors.py)
     ├── StoreError                  a store-level problem worth a clear message (store/base.py)
     │   └── EndpointTaken           the endpoint belongs to another reader

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .api.errors import ApiError
-from .api.validation import (
+from .config import Settings
+from .inputs import (
     PREFERENCE_JSON,
+    Invalid,
     decode_json,
     parse_preferences,
     parse_push_subscription,
 )
-from .config import Settings
 from .store import NewSubscription, Store, Subscription
 from .views import preferences_json
 
@@ -64,8 +64,8 @@ def parse_line(text: str, settings: Settings, key_id: str) -> NewSubscription:
             {k: data[k] for k in SUBSCRIPTION_FIELDS if k in data}, settings
         )
         prefs = parse_preferences(data, settings)
-    except ApiError as exc:
-        raise ValueError(exc.message.removeprefix("subscription.")) from None
+    except Invalid as exc:
+        raise ValueError(f"{exc.field.removeprefix('subscription.')}: {exc.message}") from None
     return NewSubscription(
         endpoint=endpoint,
         p256dh=p256dh,

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engagement import percentiles
+from ..inputs import parse_article_url, parse_text, parse_topics, require_object
 from ..limits import (
     DEFAULT_TTL,
     MAX_ALERT_TTL,
@@ -23,13 +24,7 @@ from ..webpush.sender import URGENCIES
 from .access import alert_or_404, editor_name
 from .errors import ApiError, invalid
 from .state import SETTINGS, STORE, WAKE_WORKERS
-from .validation import (
-    parse_article_url,
-    parse_text,
-    parse_topics,
-    read_json,
-    require_object,
-)
+from .validation import read_json
 
 MAX_ALERT_BODY = 16 * 1024
 IDEMPOTENCY_WINDOW = 24 * 3600

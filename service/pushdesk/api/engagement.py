@@ -8,12 +8,13 @@ import io
 from aiohttp import web
 
 from ..engagement import percentiles, timeline
+from ..inputs import require_object
 from ..store.models import Alert
 from ..views import alert_json
 from .access import alert_or_404, editor_name
 from .errors import invalid
 from .state import STORE
-from .validation import read_json, require_object
+from .validation import read_json
 
 MAX_EVENT_BODY = 1024
 EVENT_TYPES = ("shown", "clicked")

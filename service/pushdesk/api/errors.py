@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import PushdeskError
+from ..inputs import Invalid
 from ..store import TRANSIENT_ERRORS, StorageProblem, storage_problem
 from .state import STORAGE_TROUBLE
 
@@ -86,6 +87,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except Invalid as exc:  # an input check's verdict: the field and why
+        return invalid(exc.field, exc.message).response()
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise

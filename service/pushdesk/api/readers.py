@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..inputs import PREFERENCE_JSON, parse_preferences, parse_push_subscription, require_object
 from ..store import EndpointTaken, NewSubscription
 from ..tokens import hash_secret, new_secret, secret_matches
 from ..views import preferences_json
 from .errors import ApiError, invalid
 from .state import CURRENT_KEYS, SETTINGS, STORE
-from .validation import (
-    PREFERENCE_JSON,
-    parse_preferences,
-    parse_push_subscription,
-    read_json,
-    require_object,
-)
+from .validation import read_json
 
 MAX_SUBSCRIPTION_BODY = 8 * 1024
 routes = web.RouteTableDef()
