@@ -137,7 +137,7 @@ async def test_a_checkpoint_written_twice_counts_once(database):
     """A commit can succeed while its answer is lost with the connection (seen on CI after a
     cut): the worker retries the checkpoint, and the retry must not count the batch again."""
     from pushdesk.store import NewSubscription, open_store
-    from pushdesk.store.models import Checkpoint, NewAlert
+    from pushdesk.store.models import Checkpoint, NewAlert, ReaderOutcome, ReaderResult
 
     store = await open_store(database)
     try:
@@ -161,7 +161,7 @@ async def test_a_checkpoint_written_twice_counts_once(database):
             shard.alert_id,
             shard.hi,
             counts={"sent": 3, "delivered": 2, "failed": 1},
-            outcomes=[(shard.hi, "failed", "400 Bad Request")],
+            outcomes=[ReaderOutcome(shard.hi, ReaderResult.FAILED, "400 Bad Request")],
         )
         assert await store.checkpoint(cp, "w", 30) == "sending"
         assert await store.checkpoint(cp, "w", 30) == "sending"

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from .config import ConfigError, Settings, load_settings
 from .errors import CliError
+from .fanout.worker import READER_RESULT, reader_outcome
 from .inputs import parse_article_url, parse_text
 from .limits import MAX_ALERT_TTL, MAX_BODY_TEXT, MAX_TITLE
 from .logs import setup_logging
@@ -349,7 +350,8 @@ def _push(settings: Settings, args: argparse.Namespace) -> int:
         async with Sender(keyring, options) as sender:
             target = Target(sub.endpoint, sub.p256dh, sub.auth, sub.vapid_key_id)
             outcome = await sender.send(target, prepared, max_wait=args.wait)
-        await store.record_outcomes([(sub.id, outcome.result.value, outcome.reason)])
+        if outcome.result in READER_RESULT:  # gone, refused: recorded as the fan-out would
+            await store.record_outcomes([reader_outcome(sub.id, outcome)])
         status = f"HTTP {outcome.status}" if outcome.status else "no answer"
         plural = "s" if outcome.attempts != 1 else ""
         print(

@@ -12,7 +12,7 @@ import aiohttp
 
 from .errors import CliError
 
-FINAL = ("done", "cancelled", "failed")
+FINAL = ("done", "cancelled", "failed")  # AlertStatus values, as the API writes them
 POLL_SECONDS = 0.5
 
 

@@ -17,7 +17,7 @@ from ..limits import (
     MAX_LIST,
     MAX_TITLE,
 )
-from ..store.models import NewAlert
+from ..store.models import AlertStatus, CreationOutcome, NewAlert
 from ..views import alert_json
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
 from ..webpush.sender import URGENCIES
@@ -127,7 +127,7 @@ async def create_alert(request: web.Request) -> web.Response:
         duplicate_window=None if force else DUPLICATE_WINDOW,
     )
     alert = creation.alert
-    if creation.outcome == "duplicate":
+    if creation.outcome is CreationOutcome.DUPLICATE:
         raise ApiError(
             409,
             "duplicate",
@@ -135,7 +135,7 @@ async def create_alert(request: web.Request) -> web.Response:
             f'(alert {alert.public_id}); send with "force": true to push again',
             extra={"alert": alert.public_id},
         )
-    if creation.outcome == "replayed":
+    if creation.outcome is CreationOutcome.REPLAYED:
         return web.json_response(alert.first_response or summary(alert_json(alert)), status=202)
     # Workers start now; the editor's answer waits for the count (80 ms at a million readers),
     # the first reader does not.
@@ -168,9 +168,9 @@ async def get_alert(request: web.Request) -> web.Response:
 async def cancel_alert(request: web.Request) -> web.Response:
     await editor_name(request)
     alert = await alert_or_404(request)
-    if alert.status == "cancelled":
+    if alert.status is AlertStatus.CANCELLED:
         raise ApiError(409, "finished", f"alert {alert.public_id} is already {alert.status}")
     cancelled = await request.app[STORE].cancel_alert(alert.public_id)
-    if cancelled is None or cancelled.status != "cancelled":
+    if cancelled is None or cancelled.status is not AlertStatus.CANCELLED:
         raise ApiError(409, "finished", f"alert {alert.public_id} has finished sending")
     return web.json_response(alert_json(cancelled))

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..engagement import percentiles, timeline
 from ..inputs import require_object
-from ..store.models import Alert
+from ..store.models import Alert, EventKind, EventRecord
 from ..views import alert_json
 from .access import alert_or_404, editor_name
 from .errors import invalid
@@ -17,7 +17,7 @@ from .state import STORE
 from .validation import read_json
 
 MAX_EVENT_BODY = 1024
-EVENT_TYPES = ("shown", "clicked")
+EVENT_KINDS = {kind.value for kind in EventKind}
 routes = web.RouteTableDef()
 
 
@@ -27,19 +27,19 @@ async def event(request: web.Request) -> web.Response:
     body = require_object(
         await read_json(request, MAX_EVENT_BODY), "body", {"type", "alertId", "subscriptionId"}
     )
-    kind = body.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(body.get("type"), str) or body["type"] not in EVENT_KINDS:
         raise invalid("type", "must be shown or clicked")
+    kind = EventKind(body["type"])
     for field in ("alertId", "subscriptionId"):
         value = body.get(field)
         if not isinstance(value, str) or not 0 < len(value) <= 64:
             raise invalid(field, "must be an id")
     result = await request.app[STORE].record_event(body["alertId"], body["subscriptionId"], kind)
-    if result == "unknown_alert":
+    if result is EventRecord.UNKNOWN_ALERT:
         raise invalid("alertId", "no such alert")
-    if result == "unknown_subscription":
+    if result is EventRecord.UNKNOWN_SUBSCRIPTION:
         raise invalid("subscriptionId", "no such subscription")
-    if result == "not_in_audience":  # a click rate of 667% was one forged beacon away
+    if result is EventRecord.NOT_IN_AUDIENCE:  # a click rate of 667% was one forged beacon away
         raise invalid("subscriptionId", "was not among this alert's readers")
     return web.Response(status=204)
 

@@ -20,7 +20,7 @@ from ..limits import (
     MAX_PER_DAY,
     MAX_TITLE,
 )
-from ..store.models import ALERT_STATUSES, COUNT_FIELDS
+from ..store.models import COUNT_FIELDS, AlertStatus
 from ..webpush.sender import URGENCIES
 
 routes = web.RouteTableDef()
@@ -94,7 +94,7 @@ ALERT = {
         "title": {"type": "string"},
         "url": {"type": "string"},
         "topics": {"type": "array", "items": {"type": "string"}},
-        "status": {"enum": list(ALERT_STATUSES)},
+        "status": {"enum": [status.value for status in AlertStatus]},
         "counts": COUNTS,
         "clickRate": {"oneOf": [{"type": "number"}, {"type": "null"}]},
         "deliveryMs": {"type": "object"},

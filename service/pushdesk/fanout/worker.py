@@ -14,7 +14,6 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -22,7 +21,19 @@ from typing import NamedTuple, TypeVar
 from ..engagement import bucket_ms
 from ..errors import PushdeskError
 from ..store import TRANSIENT_ERRORS, Store
-from ..store.models import Alert, Checkpoint, DueDelivery, Recipient, Settlement, Shard
+from ..store.models import (
+    Alert,
+    AlertStatus,
+    Checkpoint,
+    Count,
+    DueDelivery,
+    ReaderOutcome,
+    ReaderResult,
+    Recipient,
+    Settlement,
+    Shard,
+    tally,
+)
 from ..webpush.classify import Result
 from ..webpush.payload import Message
 from ..webpush.sender import Outcome, PreparedMessage, Sender, Target, prepare
@@ -41,13 +52,26 @@ PERSIST_ATTEMPTS = 12  # about 40 s of retries before the shard is left to its l
 NOT_SENT = Outcome(Result.FAILED, "not sent")  # a placeholder no finished send leaves behind
 # How each engine result is counted on the alert.
 RESULT_COUNT = {
-    Result.DELIVERED: "delivered",
-    Result.GONE: "removed",
-    Result.VAPID_REJECTED: "failed",
-    Result.TOO_LARGE: "failed",
-    Result.REJECTED: "failed",
-    Result.FAILED: "failed",
+    Result.DELIVERED: Count.DELIVERED,
+    Result.GONE: Count.REMOVED,
+    Result.VAPID_REJECTED: Count.FAILED,
+    Result.TOO_LARGE: Count.FAILED,
+    Result.REJECTED: Count.FAILED,
+    Result.FAILED: Count.FAILED,
 }
+# What the store records against a reader for each final result but delivered.
+READER_RESULT = {
+    Result.GONE: ReaderResult.GONE,
+    Result.VAPID_REJECTED: ReaderResult.VAPID_REJECTED,
+    Result.TOO_LARGE: ReaderResult.TOO_LARGE,
+    Result.REJECTED: ReaderResult.REJECTED,
+    Result.FAILED: ReaderResult.FAILED,
+}
+
+
+def reader_outcome(subscription_id: int, outcome: Outcome) -> ReaderOutcome:
+    """A final, undelivered outcome as the store records it against the reader."""
+    return ReaderOutcome(subscription_id, READER_RESULT[outcome.result], outcome.reason)
 
 
 @dataclass
@@ -205,7 +229,7 @@ class FanoutWorker:
                     extra={"alert": ctx.alert.public_id},
                 )
                 return
-            if status == "cancelled":
+            if status == AlertStatus.CANCELLED:
                 return
             if stop is not None and stop.is_set():
                 await self.store.release_shard(shard, self.owner)
@@ -267,7 +291,7 @@ class FanoutWorker:
         ctx = self._contexts.get(alert_id)
         if ctx is None:
             alert = await self.store.get_alert_by_id(alert_id)
-            if alert is None or alert.status == "cancelled":
+            if alert is None or alert.status is AlertStatus.CANCELLED:
                 return None
             try:
                 message = _prepare(alert)
@@ -285,7 +309,7 @@ class FanoutWorker:
     ) -> Checkpoint:
         now = self.clock()
         cp = Checkpoint(shard.id, shard.alert_id, cursor=batch[-1].id)
-        counts: Counter[str] = Counter()
+        counts: dict[Count, int] = {}
         sent_today = await self._sent_today(batch, now)
         to_send: list[Recipient] = []
         internal: dict[int, Outcome] = {}
@@ -300,10 +324,10 @@ class FanoutWorker:
                 to_send.append(recipient)
             elif decision.action is Action.DEFER:
                 assert decision.due_at is not None
-                counts["deferred"] += 1
+                tally(counts, Count.DEFERRED)
                 cp.deferrals.append((recipient.id, decision.due_at, "quiet_hours", 0))
             else:
-                counts["skipped"] += 1
+                tally(counts, Count.SKIPPED)
         jobs = [Job(r, ctx) for r in to_send if r.id not in internal]
         sent = iter(await self._send_all(jobs, head_start))
         outcomes = [internal.get(r.id) or next(sent) for r in to_send]
@@ -366,25 +390,24 @@ class FanoutWorker:
         self,
         ctx: AlertContext,
         cp: Checkpoint,
-        counts: Counter[str],
+        counts: dict[Count, int],
         recipient: Recipient,
         outcome: Outcome,
         now: float,
     ) -> None:
         if outcome.result is Result.RETRY:
             assert outcome.retry_at is not None
-            counts["deferred"] += 1
+            tally(counts, Count.DEFERRED)
             cp.deferrals.append((recipient.id, outcome.retry_at, "retry", outcome.attempts))
             return
-        counts["sent"] += 1
-        counts[RESULT_COUNT[outcome.result]] += 1
+        tally(counts, RESULT_COUNT[outcome.result])
         if outcome.result is Result.DELIVERED:
             if recipient.max_per_day is not None:
                 cp.daily.append((recipient.id, local_day(recipient, now)))
             bucket = delivery_bucket(outcome, ctx.alert.created_at)
             cp.delivery_ms[bucket] = cp.delivery_ms.get(bucket, 0) + 1
             return
-        cp.outcomes.append((recipient.id, outcome.result.value, outcome.reason))
+        cp.outcomes.append(reader_outcome(recipient.id, outcome))
         if outcome.result is Result.TOO_LARGE:
             cp.error = cp.error or f"push service refused the payload: {outcome.reason}"
 
@@ -427,12 +450,12 @@ class FanoutWorker:
         """Skip or defer again what is not to be sent now; None for what is."""
         recipient = item.recipient
         if ctx is None or now > ctx.policy.expires_at:
-            return Settlement(item.alert_id, recipient.id, "skipped")
+            return Settlement(item.alert_id, recipient.id, Count.SKIPPED)
         decision = decide(recipient, ctx.policy, now, sent_today)
         if decision.action is Action.SKIP:
-            return Settlement(item.alert_id, recipient.id, "skipped")
+            return Settlement(item.alert_id, recipient.id, Count.SKIPPED)
         if decision.action is Action.DEFER:
-            return Settlement(item.alert_id, recipient.id, "deferred", due_at=decision.due_at)
+            return Settlement(item.alert_id, recipient.id, Count.DEFERRED, due_at=decision.due_at)
         return None
 
     def _settle_sent(
@@ -443,7 +466,7 @@ class FanoutWorker:
             return Settlement(
                 item.alert_id,
                 recipient.id,
-                "deferred",
+                Count.DEFERRED,
                 due_at=outcome.retry_at,
                 attempts=outcome.attempts,
             )
@@ -453,7 +476,7 @@ class FanoutWorker:
             bucket = delivery_bucket(outcome, ctx.alert.created_at)
             return Settlement(item.alert_id, recipient.id, count, day=day, bucket_ms=bucket)
         return Settlement(
-            item.alert_id, recipient.id, count, outcome=(outcome.result.value, outcome.reason)
+            item.alert_id, recipient.id, count, outcome=reader_outcome(recipient.id, outcome)
         )
 
 

@@ -14,8 +14,11 @@ from .models import (
     AlertCreation,
     Checkpoint,
     DueDelivery,
+    EventKind,
+    EventRecord,
     NewAlert,
     NewSubscription,
+    ReaderOutcome,
     Recipient,
     Settlement,
     Shard,
@@ -160,8 +163,8 @@ class ReaderStore(Protocol):
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
         """Subscriptions in id order after `after_id`: page through all readers (export)."""
 
-    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
-        """Write what push services said about subscriptions: (id, result, reason).
+    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
+        """Write what push services said about subscriptions.
 
         `gone` deletes the subscription; `vapid_rejected` marks it so it is not sent to again
         until the browser subscribes anew; other failures are noted as its last failure.
@@ -238,8 +241,8 @@ class AlertStore(Protocol):
     async def alert_status_counts(self) -> dict[str, int]: ...
 
     async def record_event(
-        self, alert_public_id: str, subscription_public_id: str, kind: str
-    ) -> str:
+        self, alert_public_id: str, subscription_public_id: str, kind: EventKind
+    ) -> EventRecord:
         """Count a browser's `shown`/`clicked` once per reader and alert.
 
         Only a reader in the alert's audience counts: subscribed when it was planned (inside

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,77 @@ class VapidKeyRecord:
     created_at: float
 
 
-COUNT_FIELDS = (
-    "audience",
-    "sent",
-    "delivered",
-    "removed",
-    "failed",
-    "skipped",
-    "deferred",
-    "shown",
-    "clicked",
-)
-ALERT_STATUSES = ("queued", "sending", "done", "cancelled", "failed")
+class AlertStatus(StrEnum):
+    """Where an alert is in its life (the `status` column and the API's `status`)."""
+
+    QUEUED = "queued"  # stored; no worker has planned it yet
+    SENDING = "sending"  # a worker claimed a shard
+    DONE = "done"  # every shard worked (deferred readers may still be due)
+    CANCELLED = "cancelled"  # an editor stopped what was not yet sent
+    FAILED = "failed"  # worked, and nobody could be delivered to
+
+
+class Count(StrEnum):
+    """The alert's counters (`counts` in the API); each reader ends in exactly one of
+    delivered, removed, failed, skipped or deferred, and `sent` counts the requests' verdicts
+    (delivered + removed + failed)."""
+
+    AUDIENCE = "audience"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    REMOVED = "removed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    SHOWN = "shown"
+    CLICKED = "clicked"
+
+
+COUNT_FIELDS = tuple(Count)  # in the order of the alerts table's columns
+# The verdicts a push service gave: each is also counted `sent`.
+SENT = frozenset({Count.DELIVERED, Count.REMOVED, Count.FAILED})
+
+
+def tally(counts: dict[Count, int], final: Count, readers: int = 1) -> None:
+    """Count `readers` readers ending in `final` — the one home of the `sent` rule."""
+    counts[final] = counts.get(final, 0) + readers
+    if final in SENT:
+        counts[Count.SENT] = counts.get(Count.SENT, 0) + readers
+
+
+class EventKind(StrEnum):
+    """What a reader's service worker reports (`POST /api/events`)."""
+
+    SHOWN = "shown"
+    CLICKED = "clicked"
+
+
+class EventRecord(StrEnum):
+    """What became of one engagement beacon."""
+
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"  # this reader's event of this kind was counted already
+    UNKNOWN_ALERT = "unknown_alert"
+    UNKNOWN_SUBSCRIPTION = "unknown_subscription"
+    NOT_IN_AUDIENCE = "not_in_audience"
+
+
+class ReaderResult(StrEnum):
+    """What a push service's answer did to a reader, as the store records it."""
+
+    GONE = "gone"  # 404/410: the subscription is deleted
+    VAPID_REJECTED = "vapid_rejected"  # 401/403: marked, skipped until it subscribes again
+    TOO_LARGE = "too_large"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class ReaderOutcome(NamedTuple):
+    """One reader's final verdict for one alert, from the fan-out to the store."""
+
+    subscription_id: int
+    result: ReaderResult
+    reason: str
 
 
 @dataclass
@@ -80,7 +140,7 @@ class Alert:
     urgency: str
     respect_quiet_hours: bool
     editor: str
-    status: str
+    status: AlertStatus
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -104,12 +164,20 @@ class NewAlert:
     idempotency_key: str | None = None
 
 
+class CreationOutcome(StrEnum):
+    """What create_alert did with a new alert."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"  # the same Idempotency-Key within its window: the first alert
+    DUPLICATE = "duplicate"  # the same link and topics lately: the earlier alert
+
+
 @dataclass(frozen=True)
 class AlertCreation:
-    """What create_alert did: made it, replayed an idempotent one, or found a duplicate."""
+    """What create_alert did, and the alert it concerns."""
 
     alert: Alert
-    outcome: str  # created | replayed | duplicate
+    outcome: CreationOutcome
 
 
 @dataclass(frozen=True)
@@ -144,8 +212,8 @@ class Checkpoint:
     shard_id: int
     alert_id: int
     cursor: int
-    counts: dict[str, int] = field(default_factory=dict)
-    outcomes: list[tuple[int, str, str]] = field(default_factory=list)  # (sub id, result, reason)
+    counts: dict[Count, int] = field(default_factory=dict)
+    outcomes: list[ReaderOutcome] = field(default_factory=list)  # readers not delivered to
     # (sub id, due, reason, requests made so far): attempts go on from there when it is due
     deferrals: list[tuple[int, float, str, int]] = field(default_factory=list)
     daily: list[tuple[int, str]] = field(default_factory=list)  # (sub id, local day) delivered
@@ -166,8 +234,8 @@ class Checkpoint:
         departed = len(self.deferrals) - len(kept)
         if departed:
             self.deferrals = kept
-            self.counts["deferred"] = self.counts.get("deferred", 0) - departed
-            self.counts["skipped"] = self.counts.get("skipped", 0) + departed
+            tally(self.counts, Count.DEFERRED, -departed)
+            tally(self.counts, Count.SKIPPED, departed)
         self.daily = [d for d in self.daily if d[0] in live]
 
     def bare(self, reason: str) -> Checkpoint:
@@ -175,10 +243,8 @@ class Checkpoint:
         that retrying will not mend: deferred readers are counted failed, so the batch is
         never sent again and the counts still add up."""
         counts = dict(self.counts)
-        deferred = len(self.deferrals)
-        counts["deferred"] = counts.get("deferred", 0) - deferred
-        counts["failed"] = counts.get("failed", 0) + deferred
-        counts["sent"] = counts.get("sent", 0) + deferred
+        tally(counts, Count.DEFERRED, -len(self.deferrals))
+        tally(counts, Count.FAILED, len(self.deferrals))
         return Checkpoint(
             self.shard_id, self.alert_id, self.cursor, counts, error=f"internal: {reason}"
         )
@@ -200,9 +266,16 @@ class Settlement:
 
     alert_id: int
     subscription_id: int
-    count: str  # delivered | removed | failed | skipped | deferred (rescheduled)
-    outcome: tuple[str, str] | None = None  # (result, reason) for the subscription
+    count: Count  # where the reader ends; DEFERRED: rescheduled
+    outcome: ReaderOutcome | None = None  # for the subscription, when not delivered
     due_at: float | None = None  # when rescheduled
     attempts: int = 0  # requests made so far, when rescheduled
     day: str | None = None  # local day, when delivered (daily cap)
     bucket_ms: int | None = None  # delivery time bucket, when delivered
+
+    @property
+    def counts(self) -> dict[Count, int]:
+        """The alert's counters this settlement changes."""
+        changes = {Count.DEFERRED: -1}
+        tally(changes, self.count)
+        return changes

@@ -24,11 +24,17 @@ from .models import (
     COUNT_FIELDS,
     Alert,
     AlertCreation,
+    AlertStatus,
     Checkpoint,
+    Count,
+    CreationOutcome,
     DueDelivery,
+    EventKind,
+    EventRecord,
     NewAlert,
     NewSubscription,
     QuietHours,
+    ReaderOutcome,
     Recipient,
     Settlement,
     Shard,
@@ -37,7 +43,6 @@ from .models import (
 )
 from .rows import (
     ALERT_COLUMNS,
-    ALERT_CREATED,
     CANCELLABLE,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
@@ -375,7 +380,7 @@ class PostgresStore:
                 topics[sub_id].append(topic)
         return [subscription_from_row(row, topics[row[0]]) for row in rows]
 
-    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
+    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
         if outcomes:
             async with self._tx() as conn:
                 await _write_outcomes(conn, outcomes, time.time())
@@ -450,8 +455,9 @@ class PostgresStore:
                     new.editor,
                     new.idempotency_key,
                 )
-                if row is not None and row[ALERT_CREATED] > now - idempotency_window:
-                    return AlertCreation(alert_from_row(row), "replayed")
+                earlier = alert_from_row(row) if row is not None else None
+                if earlier is not None and earlier.created_at > now - idempotency_window:
+                    return AlertCreation(earlier, CreationOutcome.REPLAYED)
                 if row is not None:
                     await conn.execute("UPDATE alerts SET idempotency_key=NULL WHERE id=$1", row[0])
             if duplicate_window is not None:
@@ -463,7 +469,7 @@ class PostgresStore:
                     now - duplicate_window,
                 )
                 if row is not None:
-                    return AlertCreation(alert_from_row(row), "duplicate")
+                    return AlertCreation(alert_from_row(row), CreationOutcome.DUPLICATE)
             row = await conn.fetchrow(
                 "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
                 "urgency, respect_quiet_hours, editor, idempotency_key, created_at) "
@@ -484,7 +490,7 @@ class PostgresStore:
                 now,
             )
             await conn.execute(f"NOTIFY {NEW_ALERT_CHANNEL}")
-        return AlertCreation(alert_from_row(row), "created")
+        return AlertCreation(alert_from_row(row), CreationOutcome.CREATED)
 
     async def complete_creation(
         self, alert_id: int, audience: int, first_response: dict[str, Any] | None
@@ -633,7 +639,10 @@ class PostgresStore:
             )
             if row is None or row[0] != owner:
                 return None
-            if row[1] != "claimed" and await _alert_status(conn, cp.alert_id) != "cancelled":
+            if (
+                row[1] != "claimed"
+                and await _alert_status(conn, cp.alert_id) != AlertStatus.CANCELLED
+            ):
                 return None
             if row[2] < cp.cursor:  # else written already: the commit's answer was lost
                 cp.without_departed(await _live(conn, cp.subscription_ids()))
@@ -718,7 +727,7 @@ class PostgresStore:
                 )
                 if not result.endswith(" 1"):
                     continue
-                if item.count == "deferred":
+                if item.count is Count.DEFERRED:
                     await conn.execute(
                         "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
                         "reason, attempts) VALUES ($1, $2, $3, $4, $5)",
@@ -729,32 +738,30 @@ class PostgresStore:
                         item.attempts,
                     )
                     continue
-                counts = {"deferred": -1, item.count: 1}
-                if item.count in ("delivered", "removed", "failed"):
-                    counts["sent"] = 1
+                counts = item.counts
                 if item.day:
                     await _count_days(conn, [(item.subscription_id, item.day)])
                 await _add_counts(conn, item.alert_id, counts, None)
                 if item.bucket_ms is not None:
                     await _count_delivery_times(conn, item.alert_id, {item.bucket_ms: 1})
                 if item.outcome:
-                    await _write_outcomes(conn, [(item.subscription_id, *item.outcome)], now)
+                    await _write_outcomes(conn, [item.outcome], now)
 
     async def record_event(
-        self, alert_public_id: str, subscription_public_id: str, kind: str
-    ) -> str:
+        self, alert_public_id: str, subscription_public_id: str, kind: EventKind
+    ) -> EventRecord:
         async with self._tx() as conn:
             alert_row = await conn.fetchrow(
                 "SELECT id, topics FROM alerts WHERE public_id=$1", alert_public_id
             )
             if alert_row is None:
-                return "unknown_alert"
+                return EventRecord.UNKNOWN_ALERT
             alert_id, topics = alert_row[0], json.loads(alert_row[1])
             sub_id = await conn.fetchval(
                 "SELECT id FROM subscriptions WHERE public_id=$1", subscription_public_id
             )
             if sub_id is None:
-                return "unknown_subscription"
+                return EventRecord.UNKNOWN_SUBSCRIPTION
             in_audience = await conn.fetchval(
                 # In the audience: subscribed when the alert was planned (within its shards'
                 # ranges) and following one of its topics.
@@ -766,7 +773,7 @@ class PostgresStore:
                 topics,
             )
             if not in_audience:
-                return "not_in_audience"
+                return EventRecord.NOT_IN_AUDIENCE
             result = await conn.execute(
                 "INSERT INTO events (alert_id, subscription_id, type, at) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT DO NOTHING",
@@ -776,9 +783,9 @@ class PostgresStore:
                 time.time(),
             )
             if not result.endswith(" 1"):
-                return "duplicate"
-            await _add_counts(conn, alert_id, {kind: 1}, None)
-        return "counted"
+                return EventRecord.DUPLICATE
+            await _add_counts(conn, alert_id, {Count(kind): 1}, None)
+        return EventRecord.COUNTED
 
     async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
         rows = await self.pool.fetch(
@@ -910,7 +917,7 @@ async def _write_batch(conn: Conn, cp: Checkpoint, now: float) -> None:
     await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
 
 
-async def _write_outcomes(conn: Conn, outcomes: list[tuple[int, str, str]], now: float) -> None:
+async def _write_outcomes(conn: Conn, outcomes: list[ReaderOutcome], now: float) -> None:
     gone, rejected, failed = sort_outcomes(outcomes, now)
     if gone:
         await _delete_subscriptions(conn, gone)
@@ -940,7 +947,9 @@ async def _count_delivery_times(conn: Conn, alert_id: int, buckets: dict[int, in
         )
 
 
-async def _add_counts(conn: Conn, alert_id: int, counts: dict[str, int], error: str | None) -> None:
+async def _add_counts(
+    conn: Conn, alert_id: int, counts: dict[Count, int], error: str | None
+) -> None:
     changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
     if not changes and not error:
         return

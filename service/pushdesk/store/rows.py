@@ -6,7 +6,17 @@ import hmac
 import json
 from typing import Any
 
-from .models import COUNT_FIELDS, Alert, NewSubscription, QuietHours, Recipient, Subscription
+from .models import (
+    COUNT_FIELDS,
+    Alert,
+    AlertStatus,
+    NewSubscription,
+    QuietHours,
+    ReaderOutcome,
+    ReaderResult,
+    Recipient,
+    Subscription,
+)
 
 SUBSCRIPTION_COLUMNS = (
     "id, public_id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, "
@@ -17,7 +27,6 @@ ALERT_COLUMNS = (
     "editor, status, created_at, started_at, finished_at, error, first_response, "
     + ", ".join(COUNT_FIELDS)
 )
-ALERT_CREATED = 13  # position of created_at in ALERT_COLUMNS
 RECIPIENT_COLUMNS = (
     "id, endpoint, p256dh, auth, vapid_key_id, timezone, quiet_start, quiet_end, max_per_day, "
     "vapid_rejected_at"
@@ -58,7 +67,7 @@ def alert_from_row(row: Any) -> Alert:
         urgency=row[9],
         respect_quiet_hours=bool(row[10]),
         editor=row[11],
-        status=row[12],
+        status=AlertStatus(row[12]),
         created_at=row[13],
         started_at=row[14],
         finished_at=row[15],
@@ -100,15 +109,15 @@ def preference_columns(prefs: dict[str, Any]) -> dict[str, Any]:
 
 # An alert may be cancelled while anything of it is still to come: `done` and `failed` alerts
 # may still hold deferred deliveries (quiet hours, retries), which a cancel drops.
-CANCELLABLE = ("queued", "sending", "done", "failed")
+CANCELLABLE = (AlertStatus.QUEUED, AlertStatus.SENDING, AlertStatus.DONE, AlertStatus.FAILED)
 
 
-def cancelled_status(status: str, dropped: int) -> str:
+def cancelled_status(status: str, dropped: int) -> AlertStatus:
     """An alert's status after a cancel that dropped `dropped` pending deliveries: a finished
     alert with nothing left to stop keeps its status."""
-    if status in ("done", "failed") and not dropped:
-        return status
-    return "cancelled"
+    if status in (AlertStatus.DONE, AlertStatus.FAILED) and not dropped:
+        return AlertStatus(status)
+    return AlertStatus.CANCELLED
 
 
 def may_take_over(
@@ -128,14 +137,18 @@ def may_take_over(
     return proof is not None and hmac.compare_digest(proof, bytes(stored_token_hash))
 
 
-FAILURE_RESULTS = ("failed", "rejected", "too_large")
+FAILURE_RESULTS = (ReaderResult.FAILED, ReaderResult.REJECTED, ReaderResult.TOO_LARGE)
 
 
 def sort_outcomes(
-    outcomes: list[tuple[int, str, str]], now: float
+    outcomes: list[ReaderOutcome], now: float
 ) -> tuple[list[int], list[tuple[str, float, int]], list[tuple[str, int]]]:
     """(gone ids to delete, (reason, now, id) to mark VAPID-rejected, (reason, id) failures)."""
-    gone = [sub_id for sub_id, result, _ in outcomes if result == "gone"]
-    rejected = [(reason, now, i) for i, result, reason in outcomes if result == "vapid_rejected"]
-    failed = [(reason, i) for i, result, reason in outcomes if result in FAILURE_RESULTS]
+    gone = [o.subscription_id for o in outcomes if o.result is ReaderResult.GONE]
+    rejected = [
+        (o.reason, now, o.subscription_id)
+        for o in outcomes
+        if o.result is ReaderResult.VAPID_REJECTED
+    ]
+    failed = [(o.reason, o.subscription_id) for o in outcomes if o.result in FAILURE_RESULTS]
     return gone, rejected, failed

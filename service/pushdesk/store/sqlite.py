@@ -25,11 +25,17 @@ from .models import (
     COUNT_FIELDS,
     Alert,
     AlertCreation,
+    AlertStatus,
     Checkpoint,
+    Count,
+    CreationOutcome,
     DueDelivery,
+    EventKind,
+    EventRecord,
     NewAlert,
     NewSubscription,
     QuietHours,
+    ReaderOutcome,
     Recipient,
     Settlement,
     Shard,
@@ -38,7 +44,6 @@ from .models import (
 )
 from .rows import (
     ALERT_COLUMNS,
-    ALERT_CREATED,
     CANCELLABLE,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
@@ -443,7 +448,7 @@ class SQLiteStore:
                     topics[sub_id].append(topic)
         return [subscription_from_row(row, topics[row[0]]) for row in rows]
 
-    async def record_outcomes(self, outcomes: list[tuple[int, str, str]]) -> None:
+    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
         if outcomes:
             async with self._write() as db:
                 await _write_outcomes(db, outcomes, time.time())
@@ -520,8 +525,9 @@ class SQLiteStore:
                     (new.editor, new.idempotency_key),
                 ) as cur:
                     row = await cur.fetchone()
-                if row is not None and row[ALERT_CREATED] > now - idempotency_window:
-                    return AlertCreation(alert_from_row(row), "replayed")
+                earlier = alert_from_row(row) if row is not None else None
+                if earlier is not None and earlier.created_at > now - idempotency_window:
+                    return AlertCreation(earlier, CreationOutcome.REPLAYED)
                 if row is not None:  # an old key may be used again
                     await db.execute("UPDATE alerts SET idempotency_key=NULL WHERE id=?", (row[0],))
             if duplicate_window is not None:
@@ -532,7 +538,7 @@ class SQLiteStore:
                 ) as cur:
                     row = await cur.fetchone()
                 if row is not None:
-                    return AlertCreation(alert_from_row(row), "duplicate")
+                    return AlertCreation(alert_from_row(row), CreationOutcome.DUPLICATE)
             cur = await db.execute(
                 "INSERT INTO alerts (public_id, title, url, body, icon, image, topics, ttl, "
                 "urgency, respect_quiet_hours, editor, idempotency_key, created_at) "
@@ -556,7 +562,7 @@ class SQLiteStore:
             alert_id = cur.lastrowid
         alert = await self._alert_where("id=?", alert_id)
         assert alert is not None
-        return AlertCreation(alert, "created")
+        return AlertCreation(alert, CreationOutcome.CREATED)
 
     async def complete_creation(
         self, alert_id: int, audience: int, first_response: dict[str, Any] | None
@@ -810,7 +816,7 @@ class SQLiteStore:
                 )
                 if cur.rowcount != 1:
                     continue  # cancelled, or taken over by another worker meanwhile
-                if item.count == "deferred":
+                if item.count is Count.DEFERRED:
                     await db.execute(
                         "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
                         "reason, attempts) VALUES (?, ?, ?, ?, ?)",
@@ -823,9 +829,7 @@ class SQLiteStore:
                         ),
                     )
                     continue
-                counts = {"deferred": -1, item.count: 1}
-                if item.count in ("delivered", "removed", "failed"):
-                    counts["sent"] = 1
+                counts = item.counts
                 if item.day:
                     await db.execute(
                         "INSERT INTO daily_counts VALUES (?, ?, 1) ON CONFLICT (subscription_id, "
@@ -836,11 +840,11 @@ class SQLiteStore:
                 if item.bucket_ms is not None:
                     await _count_delivery_times(db, item.alert_id, {item.bucket_ms: 1})
                 if item.outcome:
-                    await _write_outcomes(db, [(item.subscription_id, *item.outcome)], now)
+                    await _write_outcomes(db, [item.outcome], now)
 
     async def record_event(
-        self, alert_public_id: str, subscription_public_id: str, kind: str
-    ) -> str:
+        self, alert_public_id: str, subscription_public_id: str, kind: EventKind
+    ) -> EventRecord:
         now = time.time()
         async with self._write() as db:
             async with db.execute(
@@ -848,11 +852,11 @@ class SQLiteStore:
             ) as cur:
                 alert_row = await cur.fetchone()
             if alert_row is None:
-                return "unknown_alert"
+                return EventRecord.UNKNOWN_ALERT
             alert_id, topics = alert_row[0], json.loads(alert_row[1])
             sub_id = await _row_id(db, "subscriptions", subscription_public_id)
             if sub_id is None:
-                return "unknown_subscription"
+                return EventRecord.UNKNOWN_SUBSCRIPTION
             marks = ",".join("?" * len(topics))
             async with db.execute(
                 # In the audience: subscribed when the alert was planned (within its shards'
@@ -863,16 +867,16 @@ class SQLiteStore:
                 (sub_id, alert_id, sub_id, *topics),
             ) as cur:
                 if await cur.fetchone() is None:
-                    return "not_in_audience"
+                    return EventRecord.NOT_IN_AUDIENCE
             cur = await db.execute(
                 "INSERT INTO events (alert_id, subscription_id, type, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 (alert_id, sub_id, kind, now),
             )
             if cur.rowcount != 1:
-                return "duplicate"
-            await _add_counts(db, alert_id, {kind: 1}, None)
-        return "counted"
+                return EventRecord.DUPLICATE
+            await _add_counts(db, alert_id, {Count(kind): 1}, None)
+        return EventRecord.COUNTED
 
     async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
         rows = await self._all(
@@ -920,7 +924,7 @@ class SQLiteStore:
 
 
 async def _write_outcomes(
-    db: aiosqlite.Connection, outcomes: list[tuple[int, str, str]], now: float
+    db: aiosqlite.Connection, outcomes: list[ReaderOutcome], now: float
 ) -> None:
     gone, rejected, failed = sort_outcomes(outcomes, now)
     if gone:
@@ -936,7 +940,7 @@ async def _write_outcomes(
 async def _cancelled(db: aiosqlite.Connection, alert_id: int) -> bool:
     async with db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)) as cur:
         row = await cur.fetchone()
-    return row is not None and row[0] == "cancelled"
+    return row is not None and row[0] == AlertStatus.CANCELLED
 
 
 async def _live(db: aiosqlite.Connection, ids: set[int]) -> set[int]:
@@ -978,7 +982,7 @@ async def _count_delivery_times(
 
 
 async def _add_counts(
-    db: aiosqlite.Connection, alert_id: int, counts: dict[str, int], error: str | None
+    db: aiosqlite.Connection, alert_id: int, counts: dict[Count, int], error: str | None
 ) -> None:
     changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
     if not changes and not error:
