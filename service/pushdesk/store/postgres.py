@@ -33,7 +33,6 @@ from .models import (
     EventRecord,
     NewAlert,
     NewSubscription,
-    QuietHours,
     ReaderOutcome,
     Recipient,
     Settlement,
@@ -44,10 +43,14 @@ from .models import (
 from .rows import (
     ALERT_COLUMNS,
     CANCELLABLE,
+    IMPORT_COLUMNS,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
     cancelled_status,
+    command_count,
+    encode_topics,
+    import_row,
     may_take_over,
     preference_columns,
     recipient_from_row,
@@ -177,7 +180,7 @@ class PostgresStore:
         result = await self.pool.execute(
             "UPDATE vapid_keys SET status=$1 WHERE id=$2", status, key_id
         )
-        return result.endswith(" 1")
+        return command_count(result) == 1
 
     async def count_subscriptions_by_key(self) -> dict[str, int]:
         rows = await self.pool.fetch(
@@ -252,46 +255,13 @@ class PostgresStore:
                 rows, topic_rows = [], []
                 public_ids = new_public_ids(len(fresh))
                 for item, (sub_id,), public_id in zip(fresh, ids, public_ids, strict=True):
-                    prefs = {"topics": list(item.default_topics), **item.preferences}
-                    quiet: QuietHours | None = prefs.get("quiet_hours")
-                    rows.append(
-                        (
-                            sub_id,
-                            public_id,
-                            item.endpoint,
-                            item.p256dh,
-                            item.auth,
-                            item.vapid_key_id,
-                            prefs.get("timezone", "UTC"),
-                            quiet.start if quiet else None,
-                            quiet.end if quiet else None,
-                            prefs.get("max_per_day"),
-                            prefs.get("language"),
-                            item.token_hash,
-                            now,
-                            now,
-                        )
-                    )
-                    topic_rows += [(t, sub_id) for t in sorted(set(prefs["topics"]))]
+                    row, topics = import_row(sub_id, public_id, item, now)
+                    rows.append(row)
+                    topic_rows += topics
                 await conn.copy_records_to_table(
                     "subscriptions",
                     records=rows,
-                    columns=[
-                        "id",
-                        "public_id",
-                        "endpoint",
-                        "p256dh",
-                        "auth",
-                        "vapid_key_id",
-                        "timezone",
-                        "quiet_start",
-                        "quiet_end",
-                        "max_per_day",
-                        "language",
-                        "token_hash",
-                        "created_at",
-                        "updated_at",
-                    ],
+                    columns=list(IMPORT_COLUMNS),
                 )
                 await conn.copy_records_to_table(
                     "subscription_topics", records=topic_rows, columns=["topic", "subscription_id"]
@@ -419,7 +389,7 @@ class PostgresStore:
             time.time(),
             name,
         )
-        return result.endswith(" 1")
+        return command_count(result) == 1
 
     async def editor_for_key(self, key_hash: bytes) -> str | None:
         name: str | None = await self.pool.fetchval(
@@ -446,7 +416,7 @@ class PostgresStore:
         duplicate_window: float | None,
     ) -> AlertCreation:
         now = time.time()
-        topics = json.dumps(sorted(new.topics))
+        topics = encode_topics(new.topics)
         async with self._tx() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", ALERT_LOCK)
             if new.idempotency_key is not None:
@@ -541,12 +511,10 @@ class PostgresStore:
                 "SELECT status FROM alerts WHERE id=$1 FOR UPDATE", alert_id
             )
             if status in CANCELLABLE:
-                dropped = int(
-                    (
-                        await conn.execute(
-                            "DELETE FROM deliveries_deferred WHERE alert_id=$1", alert_id
-                        )
-                    ).split()[-1]
+                dropped = command_count(
+                    await conn.execute(
+                        "DELETE FROM deliveries_deferred WHERE alert_id=$1", alert_id
+                    )
                 )
                 new_status = cancelled_status(status, dropped)
                 await conn.execute(
@@ -664,7 +632,7 @@ class PostgresStore:
                 shard.id,
                 owner,
             )
-            if not result.endswith(" 1"):
+            if command_count(result) != 1:
                 return False
             # Lock the alert row so two workers finishing its last shards see each other.
             await conn.execute("SELECT 1 FROM alerts WHERE id=$1 FOR UPDATE", shard.alert_id)
@@ -725,7 +693,7 @@ class PostgresStore:
                     item.subscription_id,
                     owner,
                 )
-                if not result.endswith(" 1"):
+                if command_count(result) != 1:
                     continue
                 if item.count is Count.DEFERRED:
                     await conn.execute(
@@ -782,7 +750,7 @@ class PostgresStore:
                 kind,
                 time.time(),
             )
-            if not result.endswith(" 1"):
+            if command_count(result) != 1:
                 return EventRecord.DUPLICATE
             await _add_counts(conn, alert_id, {Count(kind): 1}, None)
         return EventRecord.COUNTED

@@ -137,6 +137,61 @@ def may_take_over(
     return proof is not None and hmac.compare_digest(proof, bytes(stored_token_hash))
 
 
+# The columns an imported reader's row fills, in the order `import_row` gives them.
+IMPORT_COLUMNS = (
+    "id",
+    "public_id",
+    "endpoint",
+    "p256dh",
+    "auth",
+    "vapid_key_id",
+    "timezone",
+    "quiet_start",
+    "quiet_end",
+    "max_per_day",
+    "language",
+    "token_hash",
+    "created_at",
+    "updated_at",
+)
+
+
+def import_row(
+    sub_id: int, public_id: str, item: NewSubscription, now: float
+) -> tuple[tuple[Any, ...], list[tuple[str, int]]]:
+    """A new reader as both stores load it: its subscriptions row (IMPORT_COLUMNS) and its
+    (topic, id) rows; the catalogue's default topics when the reader named none."""
+    prefs = {"topics": list(item.default_topics), **item.preferences}
+    quiet: QuietHours | None = prefs.get("quiet_hours")
+    row = (
+        sub_id,
+        public_id,
+        item.endpoint,
+        item.p256dh,
+        item.auth,
+        item.vapid_key_id,
+        prefs.get("timezone", "UTC"),
+        quiet.start if quiet else None,
+        quiet.end if quiet else None,
+        prefs.get("max_per_day"),
+        prefs.get("language"),
+        item.token_hash,
+        now,
+        now,
+    )
+    return row, [(topic, sub_id) for topic in sorted(set(prefs["topics"]))]
+
+
+def encode_topics(topics: list[str]) -> str:
+    """An alert's topics as its `topics` column holds them (and the duplicate guard compares)."""
+    return json.dumps(sorted(topics))
+
+
+def command_count(status: str) -> int:
+    """The row count in a command status asyncpg returns ('UPDATE 1', 'DELETE 3')."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 FAILURE_RESULTS = (ReaderResult.FAILED, ReaderResult.REJECTED, ReaderResult.TOO_LARGE)
 
 

@@ -34,7 +34,6 @@ from .models import (
     EventRecord,
     NewAlert,
     NewSubscription,
-    QuietHours,
     ReaderOutcome,
     Recipient,
     Settlement,
@@ -45,10 +44,13 @@ from .models import (
 from .rows import (
     ALERT_COLUMNS,
     CANCELLABLE,
+    IMPORT_COLUMNS,
     RECIPIENT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     alert_from_row,
     cancelled_status,
+    encode_topics,
+    import_row,
     may_take_over,
     preference_columns,
     recipient_from_row,
@@ -301,32 +303,13 @@ class SQLiteStore:
                     continue
                 next_id += 1
                 existing[item.endpoint] = next_id
-                prefs = {"topics": list(item.default_topics), **item.preferences}
-                quiet: QuietHours | None = prefs.get("quiet_hours")
-                rows.append(
-                    (
-                        next_id,
-                        next(public_ids),
-                        item.endpoint,
-                        item.p256dh,
-                        item.auth,
-                        item.vapid_key_id,
-                        prefs.get("timezone", "UTC"),
-                        quiet.start if quiet else None,
-                        quiet.end if quiet else None,
-                        prefs.get("max_per_day"),
-                        prefs.get("language"),
-                        item.token_hash,
-                        now,
-                        now,
-                    )
-                )
-                topic_rows += [(topic, next_id) for topic in sorted(set(prefs["topics"]))]
+                row, topics = import_row(next_id, next(public_ids), item, now)
+                rows.append(row)
+                topic_rows += topics
                 created += 1
             await db.executemany(
-                "INSERT INTO subscriptions (id, public_id, endpoint, p256dh, auth, vapid_key_id, "
-                "timezone, quiet_start, quiet_end, max_per_day, language, token_hash, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO subscriptions ({', '.join(IMPORT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(IMPORT_COLUMNS))})",
                 rows,
             )
             await db.executemany(
@@ -534,7 +517,7 @@ class SQLiteStore:
                 async with db.execute(
                     f"SELECT {ALERT_COLUMNS} FROM alerts WHERE url=? AND topics=? "
                     "AND created_at > ? AND status != 'cancelled' ORDER BY id DESC LIMIT 1",
-                    (new.url, json.dumps(sorted(new.topics)), now - duplicate_window),
+                    (new.url, encode_topics(new.topics), now - duplicate_window),
                 ) as cur:
                     row = await cur.fetchone()
                 if row is not None:
@@ -550,7 +533,7 @@ class SQLiteStore:
                     new.body,
                     new.icon,
                     new.image,
-                    json.dumps(sorted(new.topics)),
+                    encode_topics(new.topics),
                     new.ttl,
                     new.urgency,
                     int(new.respect_quiet_hours),
