@@ -99,3 +99,41 @@ async def _adopt_or_create(store: Store, keys_dir: Path, create_first: bool) -> 
     if not create_first:
         raise VapidKeyError(f"no VAPID key in {keys_dir}: run `pushdesk keys generate`")
     await create_key(store, keys_dir)
+
+
+# -- the rotation rules (`pushdesk keys ...`) ---------------------------------------------
+async def generate_first_key(store: Store, keys_dir: Path, force: bool) -> tuple[str, str]:
+    """A new active key; refused while one exists, unless `force` (readers made with the old
+    one keep it until it is retired). Returns (key id, public key)."""
+    active = [k for k in await store.list_vapid_keys() if k.status == "active"]
+    if active and not force:
+        raise VapidKeyError(
+            f"an active VAPID key exists ({active[0].id}); use --force to replace it "
+            "(readers made with it keep it until it is retired)"
+        )
+    return await create_key(store, keys_dir)
+
+
+async def active_public_key(store: Store) -> str:
+    """What browsers pass as `applicationServerKey`."""
+    active = [k for k in await store.list_vapid_keys() if k.status == "active"]
+    if not active:
+        raise VapidKeyError("no VAPID key yet: run `pushdesk keys generate` or start the service")
+    return active[-1].public_key
+
+
+async def retire_key(store: Store, key_id: str, force: bool) -> None:
+    """Stop signing with a key: never the active one, and not while readers still use it
+    (they would be cut off) unless `force`."""
+    keys = {k.id: k.status for k in await store.list_vapid_keys()}
+    if key_id not in keys:
+        raise VapidKeyError(f"no VAPID key {key_id!r} (see pushdesk keys list)")
+    if keys[key_id] == "active":
+        raise VapidKeyError("that is the active key: run `pushdesk keys rotate` first")
+    readers = (await store.count_subscriptions_by_key()).get(key_id, 0)
+    if readers and not force:
+        raise VapidKeyError(
+            f"{readers} readers still use key {key_id}; retiring it cuts them off "
+            "(--force to do it anyway)"
+        )
+    await store.set_vapid_key_status(key_id, "retired")
