@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pushdesk.fanout.worker import FanoutWorker, WorkerOptions
 from pushdesk.store import NewSubscription, open_store
-from pushdesk.store.models import NewAlert
+from pushdesk.store.models import NewAlert, Preferences
 from pushdesk.tokens import hash_secret, new_secret
 from pushdesk.webpush.breaker import BreakerOptions
 from pushdesk.webpush.sender import Sender, SenderOptions
@@ -86,7 +86,7 @@ async def scenario(tmp: Path, readers: list[tuple[list[Step], bool]], leaving: i
                 keys.auth,
                 key_id,
                 hash_secret(new_secret()),
-                {"topics": ["breaking"]},
+                Preferences(topics=("breaking",)),
             )
         )
     await store.import_subscriptions(subscriptions)

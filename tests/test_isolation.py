@@ -16,6 +16,7 @@ from typing import Any
 from pushdesk.api.state import KEYRING
 from pushdesk.app import create_app
 from pushdesk.store import NewSubscription
+from pushdesk.store.models import Preferences
 from pushdesk.tokens import hash_secret, new_secret
 from pushdesk.webpush import sender as sender_module
 from pushdesk.webpush.breaker import BreakerOptions
@@ -37,7 +38,7 @@ async def store_raw_readers(desk: Newsroom, endpoints: list[str]) -> None:
         items.append(
             NewSubscription(
                 endpoint, keys.p256dh, keys.auth, key_id, hash_secret(new_secret()),
-                {"topics": ["breaking"]},
+                Preferences(topics=("breaking",)),
             )
         )  # fmt: skip
     created, _ = await desk.store.import_subscriptions(items)

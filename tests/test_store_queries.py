@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from pushdesk.store import open_store
+from pushdesk.store.models import Preferences
 from pushdesk.store.sqlite import ID_RANGE
 
 
@@ -40,7 +41,9 @@ async def test_counts_run_beside_an_open_write_not_inside_it(tmp_path: Path):
     store = await open_store(f"sqlite:///{tmp_path / 'p.db'}")
     try:
         await store.add_vapid_key("k", "B", "active")
-        reader = NewSubscription("https://push.example/1", b"\4", b"a", "k", b"t", {"topics": []})
+        reader = NewSubscription(
+            "https://push.example/1", b"\4", b"a", "k", b"t", Preferences(topics=())
+        )
         await store.import_subscriptions([reader])
         async with store._write() as db:  # a write in flight: the reader picks two topics
             await db.execute(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .config import Settings
 from .errors import PushdeskError
 from .limits import MAX_ENDPOINT_LENGTH, MAX_PER_DAY, MAX_URL
-from .store import QuietHours
+from .store.models import KEEP, Preferences, QuietHours
 from .webpush.keys import InvalidKey, parse_auth_secret, parse_p256dh
 from .webpush.transport import SENDABLE_URL
 from .webpush.vapid import audience_problem, origin_of
@@ -229,20 +229,15 @@ PREFERENCE_JSON = {
 }
 
 
-def parse_preferences(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Only the preference fields present in `body`, converted for the store."""
-    prefs: dict[str, Any] = {}
-    if "topics" in body:
-        prefs["topics"] = parse_topics(body["topics"], settings)
-    if "timezone" in body:
-        prefs["timezone"] = parse_timezone(body["timezone"])
-    if "quietHours" in body:
-        prefs["quiet_hours"] = parse_quiet_hours(body["quietHours"])
-    if "maxPerDay" in body:
-        prefs["max_per_day"] = parse_cap(body["maxPerDay"])
-    if "language" in body:
-        prefs["language"] = parse_language(body["language"])
-    return prefs
+def parse_preferences(body: dict[str, Any], settings: Settings) -> Preferences:
+    """The preference fields present in `body`; the others are KEEP."""
+    return Preferences(
+        topics=tuple(parse_topics(body["topics"], settings)) if "topics" in body else KEEP,
+        timezone=parse_timezone(body["timezone"]) if "timezone" in body else KEEP,
+        quiet_hours=parse_quiet_hours(body["quietHours"]) if "quietHours" in body else KEEP,
+        max_per_day=parse_cap(body["maxPerDay"]) if "maxPerDay" in body else KEEP,
+        language=parse_language(body["language"]) if "language" in body else KEEP,
+    )
 
 
 def parse_topics(value: Any, settings: Settings, field: str = "topics") -> list[str]:

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from pushdesk.api.state import KEYRING, STORE
 from pushdesk.store import NewSubscription, QuietHours
+from pushdesk.store.models import Preferences
 from pushdesk.tokens import hash_secret, new_secret
 from tests.support.fake_push import FakePushService
 
@@ -50,7 +51,7 @@ class Newsroom:
                     auth=keys.auth,
                     vapid_key_id=key_id,
                     token_hash=hash_secret(new_secret()),
-                    preferences={"topics": topics, **prefs},
+                    preferences=Preferences(topics=tuple(topics), **prefs),
                 )
             )
         created, _ = await self.store.import_subscriptions(items)

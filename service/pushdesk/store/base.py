@@ -18,6 +18,7 @@ from .models import (
     EventRecord,
     NewAlert,
     NewSubscription,
+    Preferences,
     ReaderOutcome,
     Recipient,
     Settlement,
@@ -138,7 +139,7 @@ class ReaderStore(Protocol):
     ) -> tuple[Subscription, bool]:
         """Insert, or update the row with the same endpoint; True when it was created.
 
-        On update only the preference keys present in `new.preferences` change, the keys and
+        On update only the preferences `new.preferences` names (not KEEP) change, the keys and
         the token hash are replaced. An endpoint known with other keys is refreshed only when
         `proof` (the hash of the token the request presented) is that reader's token hash;
         otherwise EndpointTaken, and nothing changes (`rows.may_take_over`).
@@ -160,7 +161,7 @@ class ReaderStore(Protocol):
         """The stored token hash, for the API's constant-time check."""
 
     async def update_subscription(
-        self, public_id: str, preferences: dict[str, Any], renewal: NewSubscription | None = None
+        self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
         """Change preferences and, with `renewal`, the endpoint and keys (pushsubscriptionchange).
 

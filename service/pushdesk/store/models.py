@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
 
@@ -13,6 +13,31 @@ class QuietHours:
 
     start: int
     end: int
+
+
+class Keep(Enum):
+    """The value of a preference a request did not name: left as it is (or the default)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A reader's choices. A field left KEEP was not given: a new reader gets the default
+    (UTC, no quiet hours, no cap, the catalogue's default topics), an existing one keeps theirs,
+    as a PATCH names only what changes. None clears quiet hours, the cap or the language."""
+
+    topics: tuple[str, ...] | Keep = KEEP
+    timezone: str | Keep = KEEP
+    quiet_hours: QuietHours | Keep | None = KEEP
+    max_per_day: int | Keep | None = KEEP
+    language: str | Keep | None = KEEP
+
+    def topics_or(self, defaults: tuple[str, ...]) -> tuple[str, ...]:
+        return defaults if isinstance(self.topics, Keep) else self.topics
 
 
 @dataclass
@@ -41,7 +66,7 @@ class NewSubscription:
     auth: bytes
     vapid_key_id: str
     token_hash: bytes
-    preferences: dict[str, Any] = field(default_factory=dict)
+    preferences: Preferences = Preferences()
     default_topics: tuple[str, ...] = ()  # used when a new reader names no topics
 
 

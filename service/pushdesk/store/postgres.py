@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -33,6 +34,7 @@ from .models import (
     EventRecord,
     NewAlert,
     NewSubscription,
+    Preferences,
     ReaderOutcome,
     Recipient,
     Settlement,
@@ -52,7 +54,8 @@ from .rows import (
     encode_topics,
     import_row,
     may_take_over,
-    preference_columns,
+    numbered,
+    preference_writes,
     recipient_from_row,
     sort_outcomes,
     subscription_from_row,
@@ -216,7 +219,9 @@ class PostgresStore:
                 now,
             )
             if created:
-                prefs = {"topics": list(new.default_topics), **new.preferences}
+                prefs = replace(
+                    new.preferences, topics=new.preferences.topics_or(new.default_topics)
+                )
                 await _apply_preferences(conn, sub_id, prefs, now)
             else:
                 await _refresh(conn, sub_id, new, now)
@@ -296,7 +301,7 @@ class PostgresStore:
         return bytes(value) if value is not None else None
 
     async def update_subscription(
-        self, public_id: str, preferences: dict[str, Any], renewal: NewSubscription | None = None
+        self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
         now = time.time()
         async with self._tx() as conn:
@@ -800,23 +805,9 @@ class PostgresStore:
         return due
 
 
-async def _apply_preferences(conn: Conn, sub_id: int, prefs: dict[str, Any], now: float) -> None:
-    columns = preference_columns(prefs)
-    if columns:
-        sets = ", ".join(f"{name}=${n}" for n, name in enumerate(columns, 1))
-        n = len(columns)
-        await conn.execute(
-            f"UPDATE subscriptions SET {sets}, updated_at=${n + 1} WHERE id=${n + 2}",
-            *columns.values(),
-            now,
-            sub_id,
-        )
-    if "topics" in prefs:
-        await conn.execute("DELETE FROM subscription_topics WHERE subscription_id=$1", sub_id)
-        await conn.executemany(
-            "INSERT INTO subscription_topics (topic, subscription_id) VALUES ($1, $2)",
-            [(topic, sub_id) for topic in sorted(set(prefs["topics"]))],
-        )
+async def _apply_preferences(conn: Conn, sub_id: int, prefs: Preferences, now: float) -> None:
+    for write in preference_writes(sub_id, prefs, now):
+        await conn.executemany(numbered(write.sql), write.rows)
 
 
 async def _refresh(conn: Conn, sub_id: int, item: NewSubscription, now: float) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from .models import (
     COUNT_FIELDS,
     Alert,
     AlertStatus,
+    Keep,
     NewSubscription,
+    Preferences,
     QuietHours,
     ReaderOutcome,
     ReaderResult,
@@ -92,19 +97,52 @@ def recipient_from_row(row: Any) -> Recipient:
     )
 
 
-def preference_columns(prefs: dict[str, Any]) -> dict[str, Any]:
-    """The subscription columns a preference change sets: what both stores write."""
+def numbered(sql: str) -> str:
+    """A statement written once with SQLite's `?` placeholders, as PostgreSQL's `$1, $2, ...`
+    (our statements hold no `?` of their own)."""
+    count = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One statement for both stores (written with `?`), with the rows it runs for."""
+
+    sql: str
+    rows: list[tuple[Any, ...]]
+
+
+def preference_writes(sub_id: int, prefs: Preferences, now: float) -> list[Write]:
+    """What a preference change writes: the columns given, and the topics when given."""
     columns: dict[str, Any] = {}
-    if "timezone" in prefs:
-        columns["timezone"] = prefs["timezone"]
-    if "quiet_hours" in prefs:
-        quiet: QuietHours | None = prefs["quiet_hours"]
+    if not isinstance(prefs.timezone, Keep):
+        columns["timezone"] = prefs.timezone
+    if not isinstance(prefs.quiet_hours, Keep):
+        quiet = prefs.quiet_hours
         columns["quiet_start"] = quiet.start if quiet else None
         columns["quiet_end"] = quiet.end if quiet else None
-    for key in ("max_per_day", "language"):
-        if key in prefs:
-            columns[key] = prefs[key]
-    return columns
+    if not isinstance(prefs.max_per_day, Keep):
+        columns["max_per_day"] = prefs.max_per_day
+    if not isinstance(prefs.language, Keep):
+        columns["language"] = prefs.language
+    writes = []
+    if columns:
+        assignments = ", ".join(f"{name}=?" for name in columns)
+        writes.append(
+            Write(
+                f"UPDATE subscriptions SET {assignments}, updated_at=? WHERE id=?",
+                [(*columns.values(), now, sub_id)],
+            )
+        )
+    if not isinstance(prefs.topics, Keep):
+        writes.append(Write("DELETE FROM subscription_topics WHERE subscription_id=?", [(sub_id,)]))
+        writes.append(
+            Write(
+                "INSERT INTO subscription_topics (topic, subscription_id) VALUES (?, ?)",
+                [(topic, sub_id) for topic in sorted(set(prefs.topics))],
+            )
+        )
+    return [w for w in writes if w.rows]
 
 
 # An alert may be cancelled while anything of it is still to come: `done` and `failed` alerts
@@ -161,8 +199,8 @@ def import_row(
 ) -> tuple[tuple[Any, ...], list[tuple[str, int]]]:
     """A new reader as both stores load it: its subscriptions row (IMPORT_COLUMNS) and its
     (topic, id) rows; the catalogue's default topics when the reader named none."""
-    prefs = {"topics": list(item.default_topics), **item.preferences}
-    quiet: QuietHours | None = prefs.get("quiet_hours")
+    prefs = item.preferences
+    quiet = None if isinstance(prefs.quiet_hours, Keep) else prefs.quiet_hours
     row = (
         sub_id,
         public_id,
@@ -170,16 +208,17 @@ def import_row(
         item.p256dh,
         item.auth,
         item.vapid_key_id,
-        prefs.get("timezone", "UTC"),
+        "UTC" if isinstance(prefs.timezone, Keep) else prefs.timezone,
         quiet.start if quiet else None,
         quiet.end if quiet else None,
-        prefs.get("max_per_day"),
-        prefs.get("language"),
+        None if isinstance(prefs.max_per_day, Keep) else prefs.max_per_day,
+        None if isinstance(prefs.language, Keep) else prefs.language,
         item.token_hash,
         now,
         now,
     )
-    return row, [(topic, sub_id) for topic in sorted(set(prefs["topics"]))]
+    topics = prefs.topics_or(item.default_topics)
+    return row, [(topic, sub_id) for topic in sorted(set(topics))]
 
 
 def encode_topics(topics: list[str]) -> str:

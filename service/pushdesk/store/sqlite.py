@@ -13,6 +13,7 @@ import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .models import (
     EventRecord,
     NewAlert,
     NewSubscription,
+    Preferences,
     ReaderOutcome,
     Recipient,
     Settlement,
@@ -52,7 +54,7 @@ from .rows import (
     encode_topics,
     import_row,
     may_take_over,
-    preference_columns,
+    preference_writes,
     recipient_from_row,
     sort_outcomes,
     subscription_from_row,
@@ -248,7 +250,9 @@ class SQLiteStore:
                 )
                 assert cur.lastrowid is not None
                 sub_id, created = cur.lastrowid, True
-                prefs = {"topics": list(new.default_topics), **new.preferences}
+                prefs = replace(
+                    new.preferences, topics=new.preferences.topics_or(new.default_topics)
+                )
                 await self._apply_preferences(db, sub_id, prefs, now)
             else:
                 sub_id, created = row[0], False
@@ -258,21 +262,10 @@ class SQLiteStore:
         return sub, created
 
     async def _apply_preferences(
-        self, db: aiosqlite.Connection, sub_id: int, prefs: dict[str, Any], now: float
+        self, db: aiosqlite.Connection, sub_id: int, prefs: Preferences, now: float
     ) -> None:
-        columns = preference_columns(prefs)
-        if columns:
-            assignments = ", ".join(f"{name}=?" for name in columns)
-            await db.execute(
-                f"UPDATE subscriptions SET {assignments}, updated_at=? WHERE id=?",
-                (*columns.values(), now, sub_id),
-            )
-        if "topics" in prefs:
-            await db.execute("DELETE FROM subscription_topics WHERE subscription_id=?", (sub_id,))
-            await db.executemany(
-                "INSERT INTO subscription_topics (topic, subscription_id) VALUES (?, ?)",
-                [(topic, sub_id) for topic in sorted(set(prefs["topics"]))],
-            )
+        for write in preference_writes(sub_id, prefs, now):
+            await db.executemany(write.sql, write.rows)
 
     async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
         """Add many readers in one transaction; known endpoints get new keys and preferences.
@@ -381,7 +374,7 @@ class SQLiteStore:
         return bytes(row[0]) if row else None
 
     async def update_subscription(
-        self, public_id: str, preferences: dict[str, Any], renewal: NewSubscription | None = None
+        self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
         now = time.time()
         async with self._write() as db:
