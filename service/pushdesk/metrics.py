@@ -38,9 +38,10 @@ SEND_SECONDS = Histogram(
 )
 QUEUE_SECONDS = Histogram(
     "pushdesk_queue_seconds",
-    "Time a request waited for a connection to its push service (the per-origin bound)",
+    "Time the requests that waited for a connection to their push service waited (the "
+    "per-origin bound was reached)",
     ["origin"],
-    buckets=(0.0, *BUCKETS),
+    buckets=BUCKETS,
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Each origin label is a time series per result and histogram bucket. A few push services
