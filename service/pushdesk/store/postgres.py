@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeAlias
 
@@ -40,8 +40,8 @@ from .models import (
     Settlement,
     Shard,
     Subscription,
-    VapidKeyRecord,
 )
+from .reads import SharedReads
 from .rows import (
     ALERT_COLUMNS,
     CANCELLABLE,
@@ -69,7 +69,7 @@ ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate check
 NEW_ALERT_CHANNEL = "pushdesk_alerts"
 
 
-class PostgresStore:
+class PostgresStore(SharedReads):
     dialect = "postgres"
 
     def __init__(self, pool: asyncpg.Pool, dsn: str):
@@ -98,6 +98,9 @@ class PostgresStore:
             self._listener = None
         if not self.pool.is_closing():
             await self.pool.close()
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self.pool.fetch(numbered(sql), *params)
 
     async def ping(self) -> bool:
         try:
@@ -161,12 +164,6 @@ class PostgresStore:
         )
 
     # -- VAPID keys -------------------------------------------------------------------
-    async def list_vapid_keys(self) -> list[VapidKeyRecord]:
-        rows = await self.pool.fetch(
-            "SELECT id, public_key, status, created_at FROM vapid_keys ORDER BY created_at, id"
-        )
-        return [VapidKeyRecord(*row) for row in rows]
-
     async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
         async with self._tx() as conn:
             if status == "active":
@@ -184,12 +181,6 @@ class PostgresStore:
             "UPDATE vapid_keys SET status=$1 WHERE id=$2", status, key_id
         )
         return command_count(result) == 1
-
-    async def count_subscriptions_by_key(self) -> dict[str, int]:
-        rows = await self.pool.fetch(
-            "SELECT vapid_key_id, COUNT(*) FROM subscriptions GROUP BY vapid_key_id"
-        )
-        return {r[0]: r[1] for r in rows}
 
     # -- subscriptions ----------------------------------------------------------------
     async def upsert_subscription(
@@ -274,32 +265,6 @@ class PostgresStore:
                 created = len(fresh)
         return created, updated
 
-    async def get_subscription(self, public_id: str) -> Subscription | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE public_id=$1", public_id
-        )
-        return await self._hydrate(row)
-
-    async def get_subscription_by_id(self, sub_id: int) -> Subscription | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id=$1", sub_id
-        )
-        return await self._hydrate(row)
-
-    async def _hydrate(self, row: Any) -> Subscription | None:
-        if row is None:
-            return None
-        topics = await self.pool.fetch(
-            "SELECT topic FROM subscription_topics WHERE subscription_id=$1 ORDER BY topic", row[0]
-        )
-        return subscription_from_row(row, [t[0] for t in topics])
-
-    async def token_hash(self, public_id: str) -> bytes | None:
-        value = await self.pool.fetchval(
-            "SELECT token_hash FROM subscriptions WHERE public_id=$1", public_id
-        )
-        return bytes(value) if value is not None else None
-
     async def update_subscription(
         self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
@@ -360,15 +325,6 @@ class PostgresStore:
             async with self._tx() as conn:
                 await _write_outcomes(conn, outcomes, time.time())
 
-    async def count_subscriptions(self) -> int:
-        return int(await self.pool.fetchval("SELECT COUNT(*) FROM subscriptions"))
-
-    async def topic_counts(self) -> dict[str, int]:
-        rows = await self.pool.fetch(
-            "SELECT topic, COUNT(*) FROM subscription_topics GROUP BY topic ORDER BY topic"
-        )
-        return {r[0]: r[1] for r in rows}
-
     # -- editors ----------------------------------------------------------------------
     async def add_editor(self, name: str, key_hash: bytes) -> bool:
         try:
@@ -382,12 +338,6 @@ class PostgresStore:
             return False
         return True
 
-    async def list_editors(self) -> list[tuple[str, float, float | None]]:
-        rows = await self.pool.fetch(
-            "SELECT name, created_at, revoked_at FROM editors ORDER BY name"
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
     async def revoke_editor(self, name: str) -> bool:
         result = await self.pool.execute(
             "UPDATE editors SET revoked_at=$1 WHERE name=$2 AND revoked_at IS NULL",
@@ -395,12 +345,6 @@ class PostgresStore:
             name,
         )
         return command_count(result) == 1
-
-    async def editor_for_key(self, key_hash: bytes) -> str | None:
-        name: str | None = await self.pool.fetchval(
-            "SELECT name FROM editors WHERE key_hash=$1 AND revoked_at IS NULL", key_hash
-        )
-        return name
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
@@ -477,24 +421,6 @@ class PostgresStore:
             audience,
             alert_id,
         )
-
-    async def _alert_where(self, condition: str, *params: Any) -> Alert | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition}", *params
-        )
-        return alert_from_row(row) if row else None
-
-    async def get_alert(self, public_id: str) -> Alert | None:
-        return await self._alert_where("public_id=$1", public_id)
-
-    async def get_alert_by_id(self, alert_id: int) -> Alert | None:
-        return await self._alert_where("id=$1", alert_id)
-
-    async def list_alerts(self, limit: int) -> list[Alert]:
-        rows = await self.pool.fetch(
-            f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT $1", limit
-        )
-        return [alert_from_row(r) for r in rows]
 
     async def cancel_alert(self, public_id: str) -> Alert | None:
         now = time.time()
@@ -760,13 +686,6 @@ class PostgresStore:
             await _add_counts(conn, alert_id, {Count(kind): 1}, None)
         return EventRecord.COUNTED
 
-    async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
-        rows = await self.pool.fetch(
-            "SELECT bucket_ms, count FROM delivery_times WHERE alert_id=$1 ORDER BY bucket_ms",
-            alert_id,
-        )
-        return [(r[0], r[1]) for r in rows]
-
     async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
         rows = await self.pool.fetch(
             "SELECT FLOOR(e.at - a.created_at)::int, e.type, COUNT(*) FROM events e "
@@ -774,10 +693,6 @@ class PostgresStore:
             alert_id,
         )
         return [(r[0], r[1], r[2]) for r in rows]
-
-    async def alert_status_counts(self) -> dict[str, int]:
-        rows = await self.pool.fetch("SELECT status, COUNT(*) FROM alerts GROUP BY status")
-        return {r[0]: r[1] for r in rows}
 
     async def has_work(self, now: float) -> bool:
         return bool(
@@ -799,10 +714,6 @@ class PostgresStore:
             "(SELECT COUNT(*) FROM alerts WHERE NOT planned)",
         )
         return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
-
-    async def next_due_time(self) -> float | None:
-        due: float | None = await self.pool.fetchval("SELECT MIN(due_at) FROM deliveries_deferred")
-        return due
 
 
 async def _apply_preferences(conn: Conn, sub_id: int, prefs: Preferences, now: float) -> None:

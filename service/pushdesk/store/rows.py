@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 import json
@@ -97,6 +98,7 @@ def recipient_from_row(row: Any) -> Recipient:
     )
 
 
+@functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """A statement written once with SQLite's `?` placeholders, as PostgreSQL's `$1, $2, ...`
     (our statements hold no `?` of their own)."""

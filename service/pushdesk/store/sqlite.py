@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,8 @@ from .models import (
     Settlement,
     Shard,
     Subscription,
-    VapidKeyRecord,
 )
+from .reads import SharedReads
 from .rows import (
     ALERT_COLUMNS,
     CANCELLABLE,
@@ -79,7 +79,7 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
-class SQLiteStore:
+class SQLiteStore(SharedReads):
     dialect = "sqlite"
 
     def __init__(self, path: str | Path):
@@ -164,6 +164,12 @@ class SQLiteStore:
     # Reads outside a write run whole in one call on aiosqlite's thread: a statement left open
     # between calls keeps its snapshot, and a write another coroutine begins beside it after
     # another process committed fails at once ("database is locked", no busy wait).
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._all(sql, params)
+
+    async def _scan_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._scan(sql, params)
+
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
@@ -194,12 +200,6 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     # -- VAPID keys -------------------------------------------------------------------
-    async def list_vapid_keys(self) -> list[VapidKeyRecord]:
-        rows = await self._all(
-            "SELECT id, public_key, status, created_at FROM vapid_keys ORDER BY created_at, id"
-        )
-        return [VapidKeyRecord(*row) for row in rows]
-
     async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
         async with self._write() as db:
             if status == "active":
@@ -213,12 +213,6 @@ class SQLiteStore:
         async with self._write() as db:
             cur = await db.execute("UPDATE vapid_keys SET status=? WHERE id=?", (status, key_id))
             return cur.rowcount == 1
-
-    async def count_subscriptions_by_key(self) -> dict[str, int]:
-        rows = await self._scan(
-            "SELECT vapid_key_id, COUNT(*) FROM subscriptions GROUP BY vapid_key_id"
-        )
-        return {key: count for key, count in rows}
 
     # -- subscriptions ----------------------------------------------------------------
     async def upsert_subscription(
@@ -346,33 +340,6 @@ class SQLiteStore:
         )
         await self._apply_preferences(db, sub_id, item.preferences, now)
 
-    async def get_subscription(self, public_id: str) -> Subscription | None:
-        row = await self._one(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE public_id=?", (public_id,)
-        )
-        return await self._hydrate(row)
-
-    async def get_subscription_by_id(self, sub_id: int) -> Subscription | None:
-        row = await self._one(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id=?", (sub_id,)
-        )
-        return await self._hydrate(row)
-
-    async def _hydrate(self, row: sqlite3.Row | None) -> Subscription | None:
-        if row is None:
-            return None
-        topics = await self._all(
-            "SELECT topic FROM subscription_topics WHERE subscription_id=? ORDER BY topic",
-            (row[0],),
-        )
-        return subscription_from_row(row, [t[0] for t in topics])
-
-    async def token_hash(self, public_id: str) -> bytes | None:
-        row = await self._one(
-            "SELECT token_hash FROM subscriptions WHERE public_id=?", (public_id,)
-        )
-        return bytes(row[0]) if row else None
-
     async def update_subscription(
         self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
@@ -429,16 +396,6 @@ class SQLiteStore:
             async with self._write() as db:
                 await _write_outcomes(db, outcomes, time.time())
 
-    async def count_subscriptions(self) -> int:
-        [row] = await self._scan("SELECT COUNT(*) FROM subscriptions")
-        return int(row[0])
-
-    async def topic_counts(self) -> dict[str, int]:
-        rows = await self._scan(
-            "SELECT topic, COUNT(*) FROM subscription_topics GROUP BY topic ORDER BY topic"
-        )
-        return {topic: count for topic, count in rows}
-
     # -- editors ----------------------------------------------------------------------
     async def add_editor(self, name: str, key_hash: bytes) -> bool:
         async with self._write() as db:
@@ -451,10 +408,6 @@ class SQLiteStore:
                 return False
         return True
 
-    async def list_editors(self) -> list[tuple[str, float, float | None]]:
-        rows = await self._all("SELECT name, created_at, revoked_at FROM editors ORDER BY name")
-        return [(r[0], r[1], r[2]) for r in rows]
-
     async def revoke_editor(self, name: str) -> bool:
         async with self._write() as db:
             cur = await db.execute(
@@ -462,12 +415,6 @@ class SQLiteStore:
                 (time.time(), name),
             )
             return cur.rowcount == 1
-
-    async def editor_for_key(self, key_hash: bytes) -> str | None:
-        row = await self._one(
-            "SELECT name FROM editors WHERE key_hash=? AND revoked_at IS NULL", (key_hash,)
-        )
-        return row[0] if row else None
 
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
@@ -550,22 +497,6 @@ class SQLiteStore:
                 "audience = CASE WHEN finished_at IS NULL THEN ? ELSE audience END WHERE id=?",
                 (saved, audience, alert_id),
             )
-
-    async def _alert_where(self, condition: str, *params: Any) -> Alert | None:
-        row = await self._one(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition}", params)
-        return alert_from_row(row) if row else None
-
-    async def get_alert(self, public_id: str) -> Alert | None:
-        return await self._alert_where("public_id=?", public_id)
-
-    async def get_alert_by_id(self, alert_id: int) -> Alert | None:
-        return await self._alert_where("id=?", alert_id)
-
-    async def list_alerts(self, limit: int) -> list[Alert]:
-        rows = await self._all(
-            f"SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id DESC LIMIT ?", (limit,)
-        )
-        return [alert_from_row(r) for r in rows]
 
     async def cancel_alert(self, public_id: str) -> Alert | None:
         """Stop what is not yet sent: open shards close, pending deferrals count as skipped."""
@@ -854,13 +785,6 @@ class SQLiteStore:
             await _add_counts(db, alert_id, {Count(kind): 1}, None)
         return EventRecord.COUNTED
 
-    async def delivery_histogram(self, alert_id: int) -> list[tuple[int, int]]:
-        rows = await self._all(
-            "SELECT bucket_ms, count FROM delivery_times WHERE alert_id=? ORDER BY bucket_ms",
-            (alert_id,),
-        )
-        return [(r[0], r[1]) for r in rows]
-
     async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
         rows = await self._all(
             "SELECT CAST(e.at - a.created_at AS INTEGER), e.type, COUNT(*) FROM events e "
@@ -868,10 +792,6 @@ class SQLiteStore:
             (alert_id,),
         )
         return [(r[0], r[1], r[2]) for r in rows]
-
-    async def alert_status_counts(self) -> dict[str, int]:
-        rows = await self._all("SELECT status, COUNT(*) FROM alerts GROUP BY status")
-        return {status: count for status, count in rows}
 
     async def has_work(self, now: float) -> bool:
         """A read-only look, so idle workers polling never take the write lock."""
@@ -893,10 +813,6 @@ class SQLiteStore:
         )
         assert row is not None
         return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
-
-    async def next_due_time(self) -> float | None:
-        row = await self._one("SELECT MIN(due_at) FROM deliveries_deferred")
-        return row[0] if row else None
 
 
 async def _write_outcomes(
