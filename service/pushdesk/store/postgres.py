@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeAlias
 
@@ -22,7 +22,6 @@ from asyncpg.pool import PoolConnectionProxy
 from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, StoreError, migration_files
 from .models import (
-    COUNT_FIELDS,
     Alert,
     AlertCreation,
     AlertStatus,
@@ -35,7 +34,6 @@ from .models import (
     NewAlert,
     NewSubscription,
     Preferences,
-    ReaderOutcome,
     Recipient,
     Settlement,
     Shard,
@@ -57,8 +55,15 @@ from .rows import (
     numbered,
     preference_writes,
     recipient_from_row,
-    sort_outcomes,
     subscription_from_row,
+)
+from .writes import (
+    SharedWrites,
+    Writer,
+    add_counts,
+    count_days,
+    count_delivery_times,
+    write_outcomes,
 )
 
 # What a transaction runs on: a connection lent by the pool (the listener alone is a plain one).
@@ -69,7 +74,24 @@ ALERT_LOCK = 7_467_002  # ...and alert creation (idempotency and duplicate check
 NEW_ALERT_CHANNEL = "pushdesk_alerts"
 
 
-class PostgresStore(SharedReads):
+class PostgresWriter:
+    """A transaction's statements on a pooled connection, `?` numbered (see writes.Writer)."""
+
+    def __init__(self, conn: Conn):
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return command_count(await self.conn.execute(numbered(sql), *params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(numbered(sql), rows)
+
+    async def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self.conn.fetchval(numbered(sql), *params)
+
+
+class PostgresStore(SharedReads, SharedWrites):
+    UNIQUE_VIOLATION = (asyncpg.UniqueViolationError,)
     dialect = "postgres"
 
     def __init__(self, pool: asyncpg.Pool, dsn: str):
@@ -98,6 +120,11 @@ class PostgresStore(SharedReads):
             self._listener = None
         if not self.pool.is_closing():
             await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Writer]:
+        async with self._tx() as conn:
+            yield PostgresWriter(conn)
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return await self.pool.fetch(numbered(sql), *params)
@@ -164,24 +191,6 @@ class PostgresStore(SharedReads):
         )
 
     # -- VAPID keys -------------------------------------------------------------------
-    async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
-        async with self._tx() as conn:
-            if status == "active":
-                await conn.execute("UPDATE vapid_keys SET status='retiring' WHERE status='active'")
-            await conn.execute(
-                "INSERT INTO vapid_keys (id, public_key, status, created_at) VALUES ($1,$2,$3,$4)",
-                key_id,
-                public_key,
-                status,
-                time.time(),
-            )
-
-    async def set_vapid_key_status(self, key_id: str, status: str) -> bool:
-        result = await self.pool.execute(
-            "UPDATE vapid_keys SET status=$1 WHERE id=$2", status, key_id
-        )
-        return command_count(result) == 1
-
     # -- subscriptions ----------------------------------------------------------------
     async def upsert_subscription(
         self, new: NewSubscription, proof: bytes | None = None
@@ -294,16 +303,6 @@ class PostgresStore(SharedReads):
             await _apply_preferences(conn, sub_id, preferences, now)
         return await self.get_subscription_by_id(sub_id)
 
-    async def delete_subscription(self, public_id: str) -> bool:
-        async with self._tx() as conn:
-            sub_id = await conn.fetchval(
-                "SELECT id FROM subscriptions WHERE public_id=$1", public_id
-            )
-            if sub_id is None:
-                return False
-            await _delete_subscriptions(conn, [sub_id])
-            return True
-
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
         rows = await self.pool.fetch(
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id > $1 ORDER BY id LIMIT $2",
@@ -320,32 +319,7 @@ class PostgresStore(SharedReads):
                 topics[sub_id].append(topic)
         return [subscription_from_row(row, topics[row[0]]) for row in rows]
 
-    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
-        if outcomes:
-            async with self._tx() as conn:
-                await _write_outcomes(conn, outcomes, time.time())
-
     # -- editors ----------------------------------------------------------------------
-    async def add_editor(self, name: str, key_hash: bytes) -> bool:
-        try:
-            await self.pool.execute(
-                "INSERT INTO editors (name, key_hash, created_at) VALUES ($1, $2, $3)",
-                name,
-                key_hash,
-                time.time(),
-            )
-        except asyncpg.UniqueViolationError:
-            return False
-        return True
-
-    async def revoke_editor(self, name: str) -> bool:
-        result = await self.pool.execute(
-            "UPDATE editors SET revoked_at=$1 WHERE name=$2 AND revoked_at IS NULL",
-            time.time(),
-            name,
-        )
-        return command_count(result) == 1
-
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
         if len(topics) == 1:  # the usual "breaking": no DISTINCT needed
@@ -410,17 +384,6 @@ class PostgresStore(SharedReads):
             )
             await conn.execute(f"NOTIFY {NEW_ALERT_CHANNEL}")
         return AlertCreation(alert_from_row(row), CreationOutcome.CREATED)
-
-    async def complete_creation(
-        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
-    ) -> None:
-        await self.pool.execute(
-            "UPDATE alerts SET first_response = COALESCE($1, first_response), "
-            "audience = CASE WHEN finished_at IS NULL THEN $2 ELSE audience END WHERE id=$3",
-            json.dumps(first_response) if first_response is not None else None,
-            audience,
-            alert_id,
-        )
 
     async def cancel_alert(self, public_id: str) -> Alert | None:
         now = time.time()
@@ -575,14 +538,6 @@ class PostgresStore(SharedReads):
                 await _finish_alert(conn, shard.alert_id, now)
         return True
 
-    async def release_shard(self, shard: Shard, owner: str) -> None:
-        await self.pool.execute(
-            "UPDATE alert_shards SET state='queued', lease_owner=NULL, lease_expires=NULL "
-            "WHERE id=$1 AND lease_owner=$2 AND state='claimed'",
-            shard.id,
-            owner,
-        )
-
     async def claim_due(
         self, owner: str, now: float, limit: int, lease: float
     ) -> list[DueDelivery]:
@@ -639,12 +594,14 @@ class PostgresStore(SharedReads):
                     continue
                 counts = item.counts
                 if item.day:
-                    await _count_days(conn, [(item.subscription_id, item.day)])
-                await _add_counts(conn, item.alert_id, counts, None)
+                    await count_days(PostgresWriter(conn), [(item.subscription_id, item.day)])
+                await add_counts(PostgresWriter(conn), item.alert_id, counts, None)
                 if item.bucket_ms is not None:
-                    await _count_delivery_times(conn, item.alert_id, {item.bucket_ms: 1})
+                    await count_delivery_times(
+                        PostgresWriter(conn), item.alert_id, {item.bucket_ms: 1}
+                    )
                 if item.outcome:
-                    await _write_outcomes(conn, [item.outcome], now)
+                    await write_outcomes(PostgresWriter(conn), [item.outcome], now)
 
     async def record_event(
         self, alert_public_id: str, subscription_public_id: str, kind: EventKind
@@ -683,7 +640,7 @@ class PostgresStore(SharedReads):
             )
             if command_count(result) != 1:
                 return EventRecord.DUPLICATE
-            await _add_counts(conn, alert_id, {Count(kind): 1}, None)
+            await add_counts(PostgresWriter(conn), alert_id, {Count(kind): 1}, None)
         return EventRecord.COUNTED
 
     async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
@@ -735,18 +692,6 @@ async def _refresh(conn: Conn, sub_id: int, item: NewSubscription, now: float) -
     await _apply_preferences(conn, sub_id, item.preferences, now)
 
 
-async def _delete_subscriptions(conn: Conn, ids: list[int]) -> None:
-    """Delete readers; deliveries still deferred for them count as skipped, so counts add up."""
-    await conn.execute(
-        "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
-        "(SELECT alert_id, COUNT(*) AS c FROM deliveries_deferred "
-        "WHERE subscription_id = ANY($1::bigint[]) GROUP BY alert_id) AS n "
-        "WHERE alerts.id = n.alert_id",
-        ids,
-    )
-    await conn.execute("DELETE FROM subscriptions WHERE id = ANY($1::bigint[])", ids)
-
-
 async def _fetch_one(conn: Conn | asyncpg.Pool, sql: str, *args: Any) -> asyncpg.Record:
     """A statement that always returns exactly one row (an aggregate, INSERT ... RETURNING)."""
     row = await conn.fetchrow(sql, *args)
@@ -772,7 +717,7 @@ async def _live(conn: Conn, ids: set[int]) -> set[int]:
 
 
 async def _write_batch(conn: Conn, cp: Checkpoint, now: float) -> None:
-    await _write_outcomes(conn, cp.outcomes, now)
+    await write_outcomes(PostgresWriter(conn), cp.outcomes, now)
     if cp.deferrals:
         await conn.executemany(
             "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
@@ -782,54 +727,9 @@ async def _write_batch(conn: Conn, cp: Checkpoint, now: float) -> None:
             [(cp.alert_id, *deferral) for deferral in cp.deferrals],
         )
     if cp.daily:
-        await _count_days(conn, cp.daily)
-    await _count_delivery_times(conn, cp.alert_id, cp.delivery_ms)
-    await _add_counts(conn, cp.alert_id, cp.counts, cp.error)
-
-
-async def _write_outcomes(conn: Conn, outcomes: list[ReaderOutcome], now: float) -> None:
-    gone, rejected, failed = sort_outcomes(outcomes, now)
-    if gone:
-        await _delete_subscriptions(conn, gone)
-    if rejected:
-        await conn.executemany(
-            "UPDATE subscriptions SET last_failure=$1, vapid_rejected_at=$2 WHERE id=$3", rejected
-        )
-    if failed:
-        await conn.executemany("UPDATE subscriptions SET last_failure=$1 WHERE id=$2", failed)
-
-
-async def _count_days(conn: Conn, days: list[tuple[int, str]]) -> None:
-    await conn.executemany(
-        "INSERT INTO daily_counts (subscription_id, day, count) VALUES ($1, $2, 1) "
-        "ON CONFLICT (subscription_id, day) DO UPDATE SET count = daily_counts.count + 1",
-        days,
-    )
-
-
-async def _count_delivery_times(conn: Conn, alert_id: int, buckets: dict[int, int]) -> None:
-    if buckets:
-        await conn.executemany(
-            "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES ($1, $2, $3) "
-            "ON CONFLICT (alert_id, bucket_ms) DO UPDATE "
-            "SET count = delivery_times.count + excluded.count",
-            [(alert_id, bucket, count) for bucket, count in buckets.items()],
-        )
-
-
-async def _add_counts(
-    conn: Conn, alert_id: int, counts: dict[Count, int], error: str | None
-) -> None:
-    changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
-    if not changes and not error:
-        return
-    sets = [f"{name} = {name} + ${n}" for n, name in enumerate(changes, 1)]
-    params: list[Any] = list(changes.values())
-    if error:
-        params.append(error)
-        sets.append(f"error = COALESCE(error, ${len(params)})")
-    params.append(alert_id)
-    await conn.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=${len(params)}", *params)
+        await count_days(PostgresWriter(conn), cp.daily)
+    await count_delivery_times(PostgresWriter(conn), cp.alert_id, cp.delivery_ms)
+    await add_counts(PostgresWriter(conn), cp.alert_id, cp.counts, cp.error)
 
 
 async def _finish_alert(conn: Conn, alert_id: int, now: float) -> None:

@@ -23,7 +23,6 @@ from ..secure_files import create_owner_only
 from ..tokens import new_public_id, new_public_ids
 from .base import EndpointTaken, RangeSplitter, migration_files
 from .models import (
-    COUNT_FIELDS,
     Alert,
     AlertCreation,
     AlertStatus,
@@ -36,7 +35,6 @@ from .models import (
     NewAlert,
     NewSubscription,
     Preferences,
-    ReaderOutcome,
     Recipient,
     Settlement,
     Shard,
@@ -56,8 +54,15 @@ from .rows import (
     may_take_over,
     preference_writes,
     recipient_from_row,
-    sort_outcomes,
     subscription_from_row,
+)
+from .writes import (
+    SharedWrites,
+    Writer,
+    add_counts,
+    count_days,
+    count_delivery_times,
+    write_outcomes,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -79,7 +84,27 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
-class SQLiteStore(SharedReads):
+class SQLiteWriter:
+    """A write transaction's statements on the SQLite connection (see writes.Writer)."""
+
+    def __init__(self, db: aiosqlite.Connection):
+        self.db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = await self.db.execute(sql, params)
+        return cur.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.db.executemany(sql, rows)
+
+    async def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self.db.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return row[0] if row is not None else None
+
+
+class SQLiteStore(SharedReads, SharedWrites):
+    UNIQUE_VIOLATION = (sqlite3.IntegrityError,)
     dialect = "sqlite"
 
     def __init__(self, path: str | Path):
@@ -170,6 +195,11 @@ class SQLiteStore(SharedReads):
     async def _scan_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return await self._scan(sql, params)
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[Writer]:
+        async with self._write() as db:
+            yield SQLiteWriter(db)
+
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
@@ -200,20 +230,6 @@ class SQLiteStore(SharedReads):
         return int(row[0]) if row else 0
 
     # -- VAPID keys -------------------------------------------------------------------
-    async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
-        async with self._write() as db:
-            if status == "active":
-                await db.execute("UPDATE vapid_keys SET status='retiring' WHERE status='active'")
-            await db.execute(
-                "INSERT INTO vapid_keys (id, public_key, status, created_at) VALUES (?, ?, ?, ?)",
-                (key_id, public_key, status, time.time()),
-            )
-
-    async def set_vapid_key_status(self, key_id: str, status: str) -> bool:
-        async with self._write() as db:
-            cur = await db.execute("UPDATE vapid_keys SET status=? WHERE id=?", (status, key_id))
-            return cur.rowcount == 1
-
     # -- subscriptions ----------------------------------------------------------------
     async def upsert_subscription(
         self, new: NewSubscription, proof: bytes | None = None
@@ -367,14 +383,6 @@ class SQLiteStore(SharedReads):
             await self._apply_preferences(db, sub_id, preferences, now)
         return await self.get_subscription_by_id(sub_id)
 
-    async def delete_subscription(self, public_id: str) -> bool:
-        async with self._write() as db:
-            sub_id = await _row_id(db, "subscriptions", public_id)
-            if sub_id is None:
-                return False
-            await _delete_subscriptions(db, [sub_id])
-            return True
-
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
         rows = await self._all(
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id > ? ORDER BY id LIMIT ?",
@@ -391,31 +399,7 @@ class SQLiteStore(SharedReads):
                     topics[sub_id].append(topic)
         return [subscription_from_row(row, topics[row[0]]) for row in rows]
 
-    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
-        if outcomes:
-            async with self._write() as db:
-                await _write_outcomes(db, outcomes, time.time())
-
     # -- editors ----------------------------------------------------------------------
-    async def add_editor(self, name: str, key_hash: bytes) -> bool:
-        async with self._write() as db:
-            try:
-                await db.execute(
-                    "INSERT INTO editors (name, key_hash, created_at) VALUES (?, ?, ?)",
-                    (name, key_hash, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                return False
-        return True
-
-    async def revoke_editor(self, name: str) -> bool:
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE editors SET revoked_at=? WHERE name=? AND revoked_at IS NULL",
-                (time.time(), name),
-            )
-            return cur.rowcount == 1
-
     # -- alerts -----------------------------------------------------------------------
     async def count_audience(self, topics: list[str]) -> int:
         """Readers of any of the topics: an index-only count (the editor waits for it).
@@ -486,17 +470,6 @@ class SQLiteStore(SharedReads):
         alert = await self._alert_where("id=?", alert_id)
         assert alert is not None
         return AlertCreation(alert, CreationOutcome.CREATED)
-
-    async def complete_creation(
-        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
-    ) -> None:
-        saved = json.dumps(first_response) if first_response is not None else None
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE alerts SET first_response = COALESCE(?, first_response), "
-                "audience = CASE WHEN finished_at IS NULL THEN ? ELSE audience END WHERE id=?",
-                (saved, audience, alert_id),
-            )
 
     async def cancel_alert(self, public_id: str) -> Alert | None:
         """Stop what is not yet sent: open shards close, pending deferrals count as skipped."""
@@ -631,7 +604,7 @@ class SQLiteStore(SharedReads):
     async def _write_batch(
         self, db: aiosqlite.Connection, alert_id: int, cp: Checkpoint, now: float
     ) -> None:
-        await _write_outcomes(db, cp.outcomes, now)
+        await write_outcomes(SQLiteWriter(db), cp.outcomes, now)
         if cp.deferrals:
             await db.executemany(
                 "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
@@ -640,14 +613,10 @@ class SQLiteStore(SharedReads):
                 "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
                 [(alert_id, *deferral) for deferral in cp.deferrals],
             )
-        if cp.daily:
-            await db.executemany(
-                "INSERT INTO daily_counts (subscription_id, day, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (subscription_id, day) DO UPDATE SET count = count + 1",
-                cp.daily,
-            )
-        await _count_delivery_times(db, alert_id, cp.delivery_ms)
-        await _add_counts(db, alert_id, cp.counts, cp.error)
+        w = SQLiteWriter(db)
+        await count_days(w, cp.daily)
+        await count_delivery_times(w, alert_id, cp.delivery_ms)
+        await add_counts(w, alert_id, cp.counts, cp.error)
 
     async def finish_shard(self, shard: Shard, owner: str) -> bool:
         """Close a worked shard; the last one closes its alert. False if the lease was lost."""
@@ -668,15 +637,6 @@ class SQLiteStore(SharedReads):
             if remaining == 0:
                 await self._finish_alert(db, shard.alert_id, now)
         return True
-
-    async def release_shard(self, shard: Shard, owner: str) -> None:
-        """Hand a shard back (graceful stop): another worker resumes it from its cursor now."""
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE alert_shards SET state='queued', lease_owner=NULL, lease_expires=NULL "
-                "WHERE id=? AND lease_owner=? AND state='claimed'",
-                (shard.id, owner),
-            )
 
     async def _finish_alert(self, db: aiosqlite.Connection, alert_id: int, now: float) -> None:
         """All shards done: the audience becomes the exact number of readers worked."""
@@ -736,18 +696,14 @@ class SQLiteStore(SharedReads):
                         ),
                     )
                     continue
-                counts = item.counts
+                w = SQLiteWriter(db)
                 if item.day:
-                    await db.execute(
-                        "INSERT INTO daily_counts VALUES (?, ?, 1) ON CONFLICT (subscription_id, "
-                        "day) DO UPDATE SET count = count + 1",
-                        (item.subscription_id, item.day),
-                    )
-                await _add_counts(db, item.alert_id, counts, None)
+                    await count_days(w, [(item.subscription_id, item.day)])
+                await add_counts(w, item.alert_id, item.counts, None)
                 if item.bucket_ms is not None:
-                    await _count_delivery_times(db, item.alert_id, {item.bucket_ms: 1})
+                    await count_delivery_times(w, item.alert_id, {item.bucket_ms: 1})
                 if item.outcome:
-                    await _write_outcomes(db, [item.outcome], now)
+                    await write_outcomes(w, [item.outcome], now)
 
     async def record_event(
         self, alert_public_id: str, subscription_public_id: str, kind: EventKind
@@ -782,7 +738,7 @@ class SQLiteStore(SharedReads):
             )
             if cur.rowcount != 1:
                 return EventRecord.DUPLICATE
-            await _add_counts(db, alert_id, {Count(kind): 1}, None)
+            await add_counts(SQLiteWriter(db), alert_id, {Count(kind): 1}, None)
         return EventRecord.COUNTED
 
     async def event_seconds(self, alert_id: int) -> list[tuple[int, str, int]]:
@@ -815,20 +771,6 @@ class SQLiteStore(SharedReads):
         return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
 
 
-async def _write_outcomes(
-    db: aiosqlite.Connection, outcomes: list[ReaderOutcome], now: float
-) -> None:
-    gone, rejected, failed = sort_outcomes(outcomes, now)
-    if gone:
-        await _delete_subscriptions(db, gone)
-    if rejected:
-        await db.executemany(
-            "UPDATE subscriptions SET last_failure=?, vapid_rejected_at=? WHERE id=?", rejected
-        )
-    if failed:
-        await db.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
-
-
 async def _cancelled(db: aiosqlite.Connection, alert_id: int) -> bool:
     async with db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)) as cur:
         row = await cur.fetchone()
@@ -848,43 +790,6 @@ async def _row_id(db: aiosqlite.Connection, table: str, public_id: str) -> int |
     async with db.execute(f"SELECT id FROM {table} WHERE public_id=?", (public_id,)) as cur:
         row = await cur.fetchone()
     return row[0] if row else None
-
-
-async def _delete_subscriptions(db: aiosqlite.Connection, ids: list[int]) -> None:
-    """Delete readers; deliveries still deferred for them count as skipped, so counts add up."""
-    marks = ",".join("?" * len(ids))
-    await db.execute(
-        "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
-        "(SELECT alert_id, COUNT(*) AS c FROM deliveries_deferred "
-        f"WHERE subscription_id IN ({marks}) GROUP BY alert_id) AS n WHERE alerts.id = n.alert_id",
-        ids,
-    )
-    await db.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", ids)
-
-
-async def _count_delivery_times(
-    db: aiosqlite.Connection, alert_id: int, buckets: dict[int, int]
-) -> None:
-    if buckets:
-        await db.executemany(
-            "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (alert_id, bucket_ms) DO UPDATE SET count = count + excluded.count",
-            [(alert_id, bucket, count) for bucket, count in buckets.items()],
-        )
-
-
-async def _add_counts(
-    db: aiosqlite.Connection, alert_id: int, counts: dict[Count, int], error: str | None
-) -> None:
-    changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
-    if not changes and not error:
-        return
-    sets = [f"{name} = {name} + ?" for name in changes]
-    params: list[Any] = list(changes.values())
-    if error:
-        sets.append("error = COALESCE(error, ?)")
-        params.append(error)
-    await db.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=?", (*params, alert_id))
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,165 @@
+"""The writes both stores make alike, written once with `?` placeholders.
+
+A store supplies `_writing()`: a transaction, as a `Writer` that runs statements written with
+`?` (PostgreSQL's numbers them, `rows.numbered`). What locks differently (claiming shards and due
+deliveries, checkpoints, cancels, planning) stays in each store; the statements those write
+with, where they are the same, are here too (`write_outcomes`, `add_counts`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from .models import COUNT_FIELDS, Count, ReaderOutcome, Shard
+from .rows import sort_outcomes
+
+
+class Writer(Protocol):
+    """One transaction's statements, written with `?` placeholders."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    async def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None."""
+        ...
+
+
+class SharedWrites:
+    UNIQUE_VIOLATION: tuple[type[BaseException], ...] = ()  # the driver's duplicate-key error
+
+    def _writing(self) -> AbstractAsyncContextManager[Writer]:
+        raise NotImplementedError
+
+    async def add_vapid_key(self, key_id: str, public_key: str, status: str) -> None:
+        async with self._writing() as w:
+            if status == "active":  # one active key: the one before it keeps signing, retiring
+                await w.execute("UPDATE vapid_keys SET status='retiring' WHERE status='active'")
+            await w.execute(
+                "INSERT INTO vapid_keys (id, public_key, status, created_at) VALUES (?, ?, ?, ?)",
+                (key_id, public_key, status, time.time()),
+            )
+
+    async def set_vapid_key_status(self, key_id: str, status: str) -> bool:
+        async with self._writing() as w:
+            return (
+                await w.execute("UPDATE vapid_keys SET status=? WHERE id=?", (status, key_id)) == 1
+            )
+
+    async def add_editor(self, name: str, key_hash: bytes) -> bool:
+        try:
+            async with self._writing() as w:
+                await w.execute(
+                    "INSERT INTO editors (name, key_hash, created_at) VALUES (?, ?, ?)",
+                    (name, key_hash, time.time()),
+                )
+        except self.UNIQUE_VIOLATION:
+            return False
+        return True
+
+    async def revoke_editor(self, name: str) -> bool:
+        async with self._writing() as w:
+            changed = await w.execute(
+                "UPDATE editors SET revoked_at=? WHERE name=? AND revoked_at IS NULL",
+                (time.time(), name),
+            )
+        return changed == 1
+
+    async def complete_creation(
+        self, alert_id: int, audience: int, first_response: dict[str, Any] | None
+    ) -> None:
+        saved = json.dumps(first_response) if first_response is not None else None
+        async with self._writing() as w:
+            await w.execute(
+                "UPDATE alerts SET first_response = COALESCE(?, first_response), "
+                "audience = CASE WHEN finished_at IS NULL THEN ? ELSE audience END WHERE id=?",
+                (saved, audience, alert_id),
+            )
+
+    async def release_shard(self, shard: Shard, owner: str) -> None:
+        async with self._writing() as w:
+            await w.execute(
+                "UPDATE alert_shards SET state='queued', lease_owner=NULL, lease_expires=NULL "
+                "WHERE id=? AND lease_owner=? AND state='claimed'",
+                (shard.id, owner),
+            )
+
+    async def delete_subscription(self, public_id: str) -> bool:
+        async with self._writing() as w:
+            sub_id = await w.value("SELECT id FROM subscriptions WHERE public_id=?", (public_id,))
+            if sub_id is None:
+                return False
+            await delete_subscriptions(w, [sub_id])
+            return True
+
+    async def record_outcomes(self, outcomes: list[ReaderOutcome]) -> None:
+        if outcomes:
+            async with self._writing() as w:
+                await write_outcomes(w, outcomes, time.time())
+
+
+async def write_outcomes(w: Writer, outcomes: list[ReaderOutcome], now: float) -> None:
+    """Gone readers deleted, VAPID-refused ones marked, other failures noted."""
+    gone, rejected, failed = sort_outcomes(outcomes, now)
+    if gone:
+        await delete_subscriptions(w, gone)
+    if rejected:
+        await w.executemany(
+            "UPDATE subscriptions SET last_failure=?, vapid_rejected_at=? WHERE id=?", rejected
+        )
+    if failed:
+        await w.executemany("UPDATE subscriptions SET last_failure=? WHERE id=?", failed)
+
+
+async def delete_subscriptions(w: Writer, ids: list[int]) -> None:
+    """Delete readers; deliveries still deferred for them count as skipped, so counts add up.
+    (At most a batch of ids at a time: one placeholder each.)"""
+    marks = ", ".join("?" * len(ids))
+    await w.execute(
+        "UPDATE alerts SET deferred = deferred - n.c, skipped = skipped + n.c FROM "
+        "(SELECT alert_id, COUNT(*) AS c FROM deliveries_deferred "
+        f"WHERE subscription_id IN ({marks}) GROUP BY alert_id) AS n WHERE alerts.id = n.alert_id",
+        ids,
+    )
+    await w.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", ids)
+
+
+async def add_counts(w: Writer, alert_id: int, counts: dict[Count, int], error: str | None) -> None:
+    """Add to an alert's counters (and keep its first error)."""
+    changes = {k: v for k, v in counts.items() if v and k in COUNT_FIELDS}
+    if not changes and not error:
+        return
+    sets = [f"{name} = {name} + ?" for name in changes]
+    params: list[Any] = list(changes.values())
+    if error:
+        sets.append("error = COALESCE(error, ?)")
+        params.append(error)
+    await w.execute(f"UPDATE alerts SET {', '.join(sets)} WHERE id=?", (*params, alert_id))
+
+
+async def count_delivery_times(w: Writer, alert_id: int, buckets: dict[int, int]) -> None:
+    """Deliveries by time since the alert was created (percentiles and the timeline)."""
+    if buckets:
+        await w.executemany(
+            "INSERT INTO delivery_times (alert_id, bucket_ms, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (alert_id, bucket_ms) DO UPDATE "
+            "SET count = delivery_times.count + excluded.count",
+            [(alert_id, bucket, count) for bucket, count in buckets.items()],
+        )
+
+
+async def count_days(w: Writer, days: list[tuple[int, str]]) -> None:
+    """One more alert delivered to each (reader, local day): the daily cap."""
+    if days:
+        await w.executemany(
+            "INSERT INTO daily_counts (subscription_id, day, count) VALUES (?, ?, 1) "
+            "ON CONFLICT (subscription_id, day) DO UPDATE SET count = daily_counts.count + 1",
+            days,
+        )
