@@ -13,8 +13,11 @@ import asyncio
 import base64
 import json
 import re
+import socket
+import struct
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,10 +47,18 @@ class Received:
 
 @dataclass
 class Script:
-    """Answers an endpoint gives before behaving normally: (status, headers[, body]) or
-    'drop'/'slow'."""
+    """Answers an endpoint gives before behaving normally: (status, headers[, body]), 'drop',
+    'slow', 'reset' (a TCP reset), 'hang' (no answer for `hang_seconds`, then a close), or
+    Raw(bytes) (sent as they are, then the connection closes: garbage aiohttp would not send)."""
 
     steps: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Bytes a push service sends instead of an answer (then it closes the connection)."""
+
+    data: bytes
 
 
 @dataclass
@@ -88,6 +99,10 @@ class FakePushService(LoopbackServer):
         self.vapid_tokens: set[str] = set()
         self.slow_seconds = 2.0
         self.delay = 0.0  # added to every answer: a slow push service
+        self.hang_seconds = 2.0  # how long a 'hang' step holds the request
+        self.refusals: list[str] = []  # what the checks a browser's service makes refused
+        # Called with the endpoint id as each request arrives (a reader leaving mid-send).
+        self.on_request: Callable[[str], Awaitable[None]] | None = None
         self.app = web.Application()
         self.app.router.add_post("/push/{id}", self.handle)
         self._counter = 0
@@ -134,6 +149,8 @@ class FakePushService(LoopbackServer):
         for count, future in self._waiting:
             if len(self.arrivals) >= count and not future.done():
                 future.set_result(None)
+        if self.on_request is not None:
+            await self.on_request(endpoint_id)
         if self.delay:
             await asyncio.sleep(self.delay)
         response = await self._answer(request, endpoint_id)
@@ -144,10 +161,24 @@ class FakePushService(LoopbackServer):
         steps = self.scripts.get(endpoint_id)
         if steps:
             step = steps.pop(0)
+            transport = request.transport
+            assert transport is not None
             if step == "drop":
-                assert request.transport is not None
-                request.transport.close()
+                transport.close()
                 return web.Response(status=599)
+            if step == "reset":
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+                return web.Response(status=598)
+            if step == "hang":
+                await asyncio.sleep(self.hang_seconds)
+                transport.close()
+                return web.Response(status=597)
+            if isinstance(step, Raw):
+                transport.write(step.data)
+                transport.close()
+                return web.Response(status=596)
             if step == "slow":
                 await asyncio.sleep(self.slow_seconds)
             else:
@@ -170,9 +201,11 @@ class FakePushService(LoopbackServer):
             return push_error(410, 106, "Subscription is no longer valid")
         problem = check_push_headers(request)
         if problem:
+            self.refusals.append(f"{endpoint_id}: {problem[1]}")
             return push_error(400, problem[0], problem[1])
         vapid = check_vapid(request, self.origin, endpoint.bound_key)
         if vapid.status:
+            self.refusals.append(f"{endpoint_id}: {vapid.message}")
             return push_error(vapid.status, 109, vapid.message)
         self.vapid_tokens.add(vapid.token)
         body = await request.read()
@@ -187,6 +220,7 @@ class FakePushService(LoopbackServer):
             )
             payload = json.loads(plaintext)
         except Exception as exc:  # a browser would drop it: the test must see that
+            self.refusals.append(f"{endpoint_id}: cannot decrypt: {exc}")
             return push_error(400, 110, f"cannot decrypt: {exc}")
         self.received[endpoint_id].append(
             Received(endpoint_id, payload, dict(request.headers), time.time())
