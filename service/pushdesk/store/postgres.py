@@ -53,7 +53,6 @@ from .rows import (
     import_row,
     may_take_over,
     numbered,
-    preference_writes,
     recipient_from_row,
     subscription_from_row,
 )
@@ -61,8 +60,10 @@ from .writes import (
     SharedWrites,
     Writer,
     add_counts,
+    apply_preferences,
     count_days,
     count_delivery_times,
+    refresh_subscription,
     write_outcomes,
 )
 
@@ -222,9 +223,9 @@ class PostgresStore(SharedReads, SharedWrites):
                 prefs = replace(
                     new.preferences, topics=new.preferences.topics_or(new.default_topics)
                 )
-                await _apply_preferences(conn, sub_id, prefs, now)
+                await apply_preferences(PostgresWriter(conn), sub_id, prefs, now)
             else:
-                await _refresh(conn, sub_id, new, now)
+                await refresh_subscription(PostgresWriter(conn), sub_id, new, now)
         sub = await self.get_subscription_by_id(sub_id)
         assert sub is not None
         return sub, created
@@ -249,7 +250,9 @@ class PostgresStore(SharedReads, SharedWrites):
             fresh = [i for i in items if i.endpoint not in existing]
             for item in items:
                 if item.endpoint in existing:
-                    await _refresh(conn, existing[item.endpoint], item, now)
+                    await refresh_subscription(
+                        PostgresWriter(conn), existing[item.endpoint], item, now
+                    )
                     updated += 1
             if fresh:
                 ids = await conn.fetch(
@@ -300,7 +303,7 @@ class PostgresStore(SharedReads, SharedWrites):
                         )
                 except asyncpg.UniqueViolationError:
                     raise EndpointTaken("that endpoint belongs to another subscription") from None
-            await _apply_preferences(conn, sub_id, preferences, now)
+            await apply_preferences(PostgresWriter(conn), sub_id, preferences, now)
         return await self.get_subscription_by_id(sub_id)
 
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:
@@ -671,25 +674,6 @@ class PostgresStore(SharedReads, SharedWrites):
             "(SELECT COUNT(*) FROM alerts WHERE NOT planned)",
         )
         return {"shards": row[0], "deferred": row[1], "unplanned": row[2]}
-
-
-async def _apply_preferences(conn: Conn, sub_id: int, prefs: Preferences, now: float) -> None:
-    for write in preference_writes(sub_id, prefs, now):
-        await conn.executemany(numbered(write.sql), write.rows)
-
-
-async def _refresh(conn: Conn, sub_id: int, item: NewSubscription, now: float) -> None:
-    await conn.execute(
-        "UPDATE subscriptions SET p256dh=$1, auth=$2, vapid_key_id=$3, token_hash=$4, "
-        "updated_at=$5, vapid_rejected_at=NULL, last_failure=NULL WHERE id=$6",
-        item.p256dh,
-        item.auth,
-        item.vapid_key_id,
-        item.token_hash,
-        now,
-        sub_id,
-    )
-    await _apply_preferences(conn, sub_id, item.preferences, now)
 
 
 async def _fetch_one(conn: Conn | asyncpg.Pool, sql: str, *args: Any) -> asyncpg.Record:

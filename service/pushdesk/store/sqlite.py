@@ -52,7 +52,6 @@ from .rows import (
     encode_topics,
     import_row,
     may_take_over,
-    preference_writes,
     recipient_from_row,
     subscription_from_row,
 )
@@ -60,8 +59,10 @@ from .writes import (
     SharedWrites,
     Writer,
     add_counts,
+    apply_preferences,
     count_days,
     count_delivery_times,
+    refresh_subscription,
     write_outcomes,
 )
 
@@ -263,19 +264,13 @@ class SQLiteStore(SharedReads, SharedWrites):
                 prefs = replace(
                     new.preferences, topics=new.preferences.topics_or(new.default_topics)
                 )
-                await self._apply_preferences(db, sub_id, prefs, now)
+                await apply_preferences(SQLiteWriter(db), sub_id, prefs, now)
             else:
                 sub_id, created = row[0], False
-                await self._refresh(db, sub_id, new, now)
+                await refresh_subscription(SQLiteWriter(db), sub_id, new, now)
         sub = await self.get_subscription_by_id(sub_id)
         assert sub is not None
         return sub, created
-
-    async def _apply_preferences(
-        self, db: aiosqlite.Connection, sub_id: int, prefs: Preferences, now: float
-    ) -> None:
-        for write in preference_writes(sub_id, prefs, now):
-            await db.executemany(write.sql, write.rows)
 
     async def import_subscriptions(self, items: list[NewSubscription]) -> tuple[int, int]:
         """Add many readers in one transaction; known endpoints get new keys and preferences.
@@ -301,7 +296,7 @@ class SQLiteStore(SharedReads, SharedWrites):
             public_ids = iter(new_public_ids(len(items)))
             for item in items:
                 if item.endpoint in existing:
-                    await self._refresh(db, existing[item.endpoint], item, now)
+                    await refresh_subscription(SQLiteWriter(db), existing[item.endpoint], item, now)
                     updated += 1
                     continue
                 next_id += 1
@@ -346,16 +341,6 @@ class SQLiteStore(SharedReads, SharedWrites):
                 await self.db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
                 await self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
-    async def _refresh(
-        self, db: aiosqlite.Connection, sub_id: int, item: NewSubscription, now: float
-    ) -> None:
-        await db.execute(
-            "UPDATE subscriptions SET p256dh=?, auth=?, vapid_key_id=?, token_hash=?, "
-            "updated_at=?, vapid_rejected_at=NULL, last_failure=NULL WHERE id=?",
-            (item.p256dh, item.auth, item.vapid_key_id, item.token_hash, now, sub_id),
-        )
-        await self._apply_preferences(db, sub_id, item.preferences, now)
-
     async def update_subscription(
         self, public_id: str, preferences: Preferences, renewal: NewSubscription | None = None
     ) -> Subscription | None:
@@ -380,7 +365,7 @@ class SQLiteStore(SharedReads, SharedWrites):
                     )
                 except sqlite3.IntegrityError:
                     raise EndpointTaken("that endpoint belongs to another subscription") from None
-            await self._apply_preferences(db, sub_id, preferences, now)
+            await apply_preferences(SQLiteWriter(db), sub_id, preferences, now)
         return await self.get_subscription_by_id(sub_id)
 
     async def list_subscriptions(self, after_id: int = 0, limit: int = 1000) -> list[Subscription]:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from .models import COUNT_FIELDS, Count, ReaderOutcome, Shard
-from .rows import sort_outcomes
+from .models import COUNT_FIELDS, Count, NewSubscription, Preferences, ReaderOutcome, Shard
+from .rows import preference_writes, sort_outcomes
 
 
 class Writer(Protocol):
@@ -103,6 +103,23 @@ class SharedWrites:
         if outcomes:
             async with self._writing() as w:
                 await write_outcomes(w, outcomes, time.time())
+
+
+async def apply_preferences(w: Writer, sub_id: int, prefs: Preferences, now: float) -> None:
+    """A preference change: the columns it names, and the topics when it names them."""
+    for write in preference_writes(sub_id, prefs, now):
+        await w.executemany(write.sql, write.rows)
+
+
+async def refresh_subscription(w: Writer, sub_id: int, item: NewSubscription, now: float) -> None:
+    """A known endpoint subscribing again: new keys and token, a VAPID refusal or failure
+    forgotten, and the preferences it names."""
+    await w.execute(
+        "UPDATE subscriptions SET p256dh=?, auth=?, vapid_key_id=?, token_hash=?, "
+        "updated_at=?, vapid_rejected_at=NULL, last_failure=NULL WHERE id=?",
+        (item.p256dh, item.auth, item.vapid_key_id, item.token_hash, now, sub_id),
+    )
+    await apply_preferences(w, sub_id, item.preferences, now)
 
 
 async def write_outcomes(w: Writer, outcomes: list[ReaderOutcome], now: float) -> None:
