@@ -10,6 +10,7 @@ import http_ece
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushdesk.webpush import sender as sender_module
 from pushdesk.webpush.breaker import BreakerOptions
 from pushdesk.webpush.classify import Result, classify, parse_retry_after
 from pushdesk.webpush.crypto import MAX_PLAINTEXT, encrypt
@@ -335,9 +336,17 @@ async def test_many_readers_throttled_pause_that_origin_only(
         assert all(o.result is Result.RETRY for o in outcomes)
         assert sender.origin(push_service.origin).breaker.open_until > time.time() + 0.5
         fresh, fresh_keys = push_service.subscribe()
-        waited = await sender.send(target_for(fresh, fresh_keys, keyring), message(), max_wait=0)
+        encryptions = []
+        real_encrypt = sender_module.encrypt
+        sender_module.encrypt = lambda *args: encryptions.append(1) or real_encrypt(*args)
+        try:
+            waited = await sender.send(
+                target_for(fresh, fresh_keys, keyring), message(), max_wait=0
+            )
+        finally:
+            sender_module.encrypt = real_encrypt
         assert waited.result is Result.RETRY and waited.attempts == 0  # no request went
-        assert push_service.statuses(fresh) == []
+        assert push_service.statuses(fresh) == [] and encryptions == []  # nor any work
         started = time.monotonic()
         other = await sender.send(target_for(elsewhere, elsewhere_keys, keyring), message())
         assert other.result is Result.DELIVERED and time.monotonic() - started < 0.5

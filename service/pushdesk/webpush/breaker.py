@@ -84,8 +84,9 @@ class OriginBreaker:
             self._open(now, pause)
 
     def abandon_probe(self) -> None:
-        """A request admitted here ended with no answer to weigh (our own error, a cancel):
-        let the next request be the probe rather than leave the origin half open for ever."""
+        """The probe ended with no answer to weigh (our own error, a cancel): let the next
+        request be the probe rather than leave the origin half open for ever. Only the
+        request that was admitted as the probe (while `trips`) calls it."""
         self._settle_probe()
 
     def _open(self, now: float, pause: float | None) -> None:

@@ -356,11 +356,7 @@ class Sender:
             authorization = signer.authorization(origin)
         except (BadTarget, UnsignableClaim) as exc:
             return Outcome(Result.REJECTED, str(exc), None, prior_attempts, origin)
-        try:
-            body = encrypt(message.plaintext, target.p256dh, target.auth)
-        except ValueError as exc:
-            reason = f"the reader's keys cannot encrypt: {exc}"
-            return Outcome(Result.REJECTED, reason, None, prior_attempts, origin)
+        body: bytes | None = None  # encrypted once the origin admits the first request
         wait = message.ttl if max_wait is None else max_wait
         wait_limit = time.time() + wait
         attempt = prior_attempts
@@ -382,25 +378,36 @@ class Sender:
                     return self._later(closed_until, verdict, status, attempt, origin, message)
                 await asyncio.sleep(closed_until - now)
                 continue
+            probe = bool(breaker.trips)  # admitted while half open: this request is the probe
+            if body is None:
+                try:
+                    body = encrypt(message.plaintext, target.p256dh, target.auth)
+                except ValueError as exc:  # the reader's keys, not the push service
+                    if probe:
+                        breaker.abandon_probe()
+                    reason = f"the reader's keys cannot encrypt: {exc}"
+                    return Outcome(Result.REJECTED, reason, None, prior_attempts, origin)
             attempt += 1
             head = message.head_for(authorization, ttl)
             started = time.perf_counter()
             try:
                 status, verdict, queued = await self._post(origin, path, head, body)
             except BaseException:
-                breaker.abandon_probe()
+                if probe:
+                    breaker.abandon_probe()
                 raise
             state.count(verdict.result, time.perf_counter() - started - queued, queued)
-            breaker.record(answer_kind(verdict), time.time(), verdict.retry_after)
+            answered = time.time()
+            breaker.record(answer_kind(verdict), answered, verdict.retry_after)
             if verdict.result is not Result.RETRY:
-                accepted = time.time() if verdict.result is Result.DELIVERED else None
+                accepted = answered if verdict.result is Result.DELIVERED else None
                 return Outcome(
                     verdict.result, verdict.reason, status, attempt, origin, None, accepted
                 )
             delay = verdict.retry_after
             if delay is None:
                 delay = self._backoff(attempt)
-            retry_at = time.time() + delay
+            retry_at = answered + delay
             if attempt >= self.options.max_attempts or retry_at > message.expires_at:
                 reason = f"gave up after {attempt} attempts: {verdict.reason}"
                 return Outcome(Result.FAILED, reason, status, attempt, origin)
