@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import Counter
 from typing import Any
+
+import pytest
 
 from pushdesk.api.state import KEYRING
 from pushdesk.app import create_app
@@ -188,3 +191,29 @@ async def test_a_retried_message_carries_the_ttl_that_is_left(
     assert alert["counts"]["delivered"] == 1
     [received] = push_service.received[endpoint.rsplit("/", 1)[1]]
     assert 3590 <= int(received.headers["TTL"]) <= 3598
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_checkpoint_that_cannot_be_written_whole_is_written_with_its_counts(
+    desk, push_service, monkeypatch
+):
+    """A write that retrying will not mend (a constraint, a bug): the batch is closed with its
+    counts only, its deferred readers counted failed, and nothing is sent again."""
+    endpoints = await desk.readers(push_service, 10, ["breaking"])
+    push_service.script(endpoints[0], (429, {"Retry-After": "30"}))  # a deferral in the batch
+    real_checkpoint = desk.store.checkpoint
+    refused: list[int] = []
+
+    async def checkpoint(cp, owner, lease):
+        if cp.deferrals and not refused:
+            refused.append(cp.shard_id)
+            raise sqlite3.IntegrityError("a constraint the batch breaks")
+        return await real_checkpoint(cp, owner, lease)
+
+    monkeypatch.setattr(desk.store, "checkpoint", checkpoint)
+    alert = await desk.send_and_wait({"title": "Counts only"})
+    c = alert["counts"]
+    assert refused and alert["status"] == "done" and counts_add_up(alert)
+    assert c["delivered"] == 9 and c["failed"] == 1 and c["deferred"] == 0
+    assert alert["error"].startswith("internal: IntegrityError")
+    assert len(push_service.requests) == 10  # the batch was not sent again
