@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engagement import percentiles
-from ..inputs import parse_article_url, parse_text, parse_topics, require_object
+from ..inputs import invalid, parse_article_url, parse_text, parse_topics, require_object
 from ..limits import (
     DEFAULT_TTL,
     MAX_ALERT_TTL,
@@ -22,7 +22,7 @@ from ..views import alert_json
 from ..webpush.payload import Message, PayloadTooLarge, build_payload
 from ..webpush.sender import URGENCIES
 from .access import alert_or_404, editor_name
-from .errors import ApiError, invalid
+from .errors import ApiError
 from .state import SETTINGS, STORE, WAKE_WORKERS
 from .validation import read_json
 

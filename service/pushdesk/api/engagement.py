@@ -8,11 +8,10 @@ import io
 from aiohttp import web
 
 from ..engagement import percentiles, timeline
-from ..inputs import require_object
+from ..inputs import invalid, require_object
 from ..store.models import Alert, EventKind, EventRecord
 from ..views import alert_json
 from .access import alert_or_404, editor_name
-from .errors import invalid
 from .state import STORE
 from .validation import read_json
 

@@ -42,10 +42,6 @@ class ApiError(PushdeskError):
         return error_response(self.status, body, self.headers)
 
 
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(400, "invalid", f"{field}: {message}", field)
-
-
 def error_response(
     status: int, error: dict[str, Any], headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -88,7 +84,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return exc.response()
     except Invalid as exc:  # an input check's verdict: the field and why
-        return invalid(exc.field, exc.message).response()
+        return ApiError(400, "invalid", str(exc), exc.field).response()
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..inputs import PREFERENCE_JSON, parse_preferences, parse_push_subscription, require_object
+from ..inputs import (
+    PREFERENCE_JSON,
+    invalid,
+    parse_preferences,
+    parse_push_subscription,
+    require_object,
+)
 from ..store import EndpointTaken, NewSubscription
 from ..tokens import hash_secret, new_secret, secret_matches
 from ..views import preferences_json
-from .errors import ApiError, invalid
+from .errors import ApiError
 from .state import CURRENT_KEYS, SETTINGS, STORE
 from .validation import read_json
 

@@ -61,10 +61,9 @@ from .writes import (
     Writer,
     add_counts,
     apply_preferences,
-    count_days,
-    count_delivery_times,
     refresh_subscription,
-    write_outcomes,
+    settle_due,
+    write_batch,
 )
 
 # What a transaction runs on: a connection lent by the pool (the listener alone is a plain one).
@@ -248,11 +247,10 @@ class PostgresStore(SharedReads, SharedWrites):
                 )
             }
             fresh = [i for i in items if i.endpoint not in existing]
+            writer = PostgresWriter(conn)
             for item in items:
                 if item.endpoint in existing:
-                    await refresh_subscription(
-                        PostgresWriter(conn), existing[item.endpoint], item, now
-                    )
+                    await refresh_subscription(writer, existing[item.endpoint], item, now)
                     updated += 1
             if fresh:
                 ids = await conn.fetch(
@@ -511,7 +509,7 @@ class PostgresStore(SharedReads, SharedWrites):
                 return None
             if row[2] < cp.cursor:  # else written already: the commit's answer was lost
                 cp.without_departed(await _live(conn, cp.subscription_ids()))
-                await _write_batch(conn, cp, now)
+                await write_batch(PostgresWriter(conn), cp, now)
             await conn.execute(
                 "UPDATE alert_shards SET cursor=GREATEST(cursor, $1), lease_expires=$2 WHERE id=$3",
                 cp.cursor,
@@ -569,42 +567,11 @@ class PostgresStore(SharedReads, SharedWrites):
         ]
 
     async def settle(self, owner: str, settlements: list[Settlement]) -> None:
-        now = time.time()
         async with self._tx() as conn:
-            # Readers deleted meanwhile took their deferrals with them (the DELETE below finds
+            # Readers deleted meanwhile took their deferrals with them (the DELETE finds
             # nothing); the rest are locked so none goes before its rows are written.
             await _live(conn, {item.subscription_id for item in settlements})
-            for item in settlements:
-                result = await conn.execute(
-                    "DELETE FROM deliveries_deferred WHERE alert_id=$1 AND subscription_id=$2 "
-                    "AND lease_owner=$3",
-                    item.alert_id,
-                    item.subscription_id,
-                    owner,
-                )
-                if command_count(result) != 1:
-                    continue
-                if item.count is Count.DEFERRED:
-                    await conn.execute(
-                        "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
-                        "reason, attempts) VALUES ($1, $2, $3, $4, $5)",
-                        item.alert_id,
-                        item.subscription_id,
-                        item.due_at,
-                        "retry" if item.attempts else "quiet_hours",
-                        item.attempts,
-                    )
-                    continue
-                counts = item.counts
-                if item.day:
-                    await count_days(PostgresWriter(conn), [(item.subscription_id, item.day)])
-                await add_counts(PostgresWriter(conn), item.alert_id, counts, None)
-                if item.bucket_ms is not None:
-                    await count_delivery_times(
-                        PostgresWriter(conn), item.alert_id, {item.bucket_ms: 1}
-                    )
-                if item.outcome:
-                    await write_outcomes(PostgresWriter(conn), [item.outcome], now)
+            await settle_due(PostgresWriter(conn), owner, settlements, time.time())
 
     async def record_event(
         self, alert_public_id: str, subscription_public_id: str, kind: EventKind
@@ -698,22 +665,6 @@ async def _live(conn: Conn, ids: set[int]) -> set[int]:
         sorted(ids),
     )
     return {row[0] for row in rows}
-
-
-async def _write_batch(conn: Conn, cp: Checkpoint, now: float) -> None:
-    await write_outcomes(PostgresWriter(conn), cp.outcomes, now)
-    if cp.deferrals:
-        await conn.executemany(
-            "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
-            "attempts) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alert_id, subscription_id) "
-            "DO UPDATE SET due_at=excluded.due_at, reason=excluded.reason, "
-            "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
-            [(cp.alert_id, *deferral) for deferral in cp.deferrals],
-        )
-    if cp.daily:
-        await count_days(PostgresWriter(conn), cp.daily)
-    await count_delivery_times(PostgresWriter(conn), cp.alert_id, cp.delivery_ms)
-    await add_counts(PostgresWriter(conn), cp.alert_id, cp.counts, cp.error)
 
 
 async def _finish_alert(conn: Conn, alert_id: int, now: float) -> None:

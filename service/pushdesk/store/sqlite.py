@@ -60,10 +60,9 @@ from .writes import (
     Writer,
     add_counts,
     apply_preferences,
-    count_days,
-    count_delivery_times,
     refresh_subscription,
-    write_outcomes,
+    settle_due,
+    write_batch,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -294,9 +293,10 @@ class SQLiteStore(SharedReads, SharedWrites):
                 next_id = (await cur.fetchone() or (0,))[0]
             rows, topic_rows = [], []
             public_ids = iter(new_public_ids(len(items)))
+            writer = SQLiteWriter(db)
             for item in items:
                 if item.endpoint in existing:
-                    await refresh_subscription(SQLiteWriter(db), existing[item.endpoint], item, now)
+                    await refresh_subscription(writer, existing[item.endpoint], item, now)
                     updated += 1
                     continue
                 next_id += 1
@@ -577,7 +577,7 @@ class SQLiteStore(SharedReads, SharedWrites):
                 return None
             if row[2] < cp.cursor:
                 cp.without_departed(await _live(db, cp.subscription_ids()))
-                await self._write_batch(db, cp.alert_id, cp, now)
+                await write_batch(SQLiteWriter(db), cp, now)
             await db.execute(
                 "UPDATE alert_shards SET cursor=MAX(cursor, ?), lease_expires=? WHERE id=?",
                 (cp.cursor, now + lease, cp.shard_id),
@@ -585,23 +585,6 @@ class SQLiteStore(SharedReads, SharedWrites):
             async with db.execute("SELECT status FROM alerts WHERE id=?", (cp.alert_id,)) as cur:
                 status = await cur.fetchone()
         return status[0] if status else None
-
-    async def _write_batch(
-        self, db: aiosqlite.Connection, alert_id: int, cp: Checkpoint, now: float
-    ) -> None:
-        await write_outcomes(SQLiteWriter(db), cp.outcomes, now)
-        if cp.deferrals:
-            await db.executemany(
-                "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
-                "attempts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, subscription_id) DO "
-                "UPDATE SET due_at=excluded.due_at, reason=excluded.reason, "
-                "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
-                [(alert_id, *deferral) for deferral in cp.deferrals],
-            )
-        w = SQLiteWriter(db)
-        await count_days(w, cp.daily)
-        await count_delivery_times(w, alert_id, cp.delivery_ms)
-        await add_counts(w, alert_id, cp.counts, cp.error)
 
     async def finish_shard(self, shard: Shard, owner: str) -> bool:
         """Close a worked shard; the last one closes its alert. False if the lease was lost."""
@@ -657,38 +640,8 @@ class SQLiteStore(SharedReads, SharedWrites):
         return [DueDelivery(r[0], r[1], r[2], recipient_from_row(r[3:])) for r in rows]
 
     async def settle(self, owner: str, settlements: list[Settlement]) -> None:
-        """Write the results of due deliveries this worker holds; each leaves `deferred`."""
-        now = time.time()
-        async with self._write() as db:
-            for item in settlements:
-                cur = await db.execute(
-                    "DELETE FROM deliveries_deferred WHERE alert_id=? AND subscription_id=? "
-                    "AND lease_owner=?",
-                    (item.alert_id, item.subscription_id, owner),
-                )
-                if cur.rowcount != 1:
-                    continue  # cancelled, or taken over by another worker meanwhile
-                if item.count is Count.DEFERRED:
-                    await db.execute(
-                        "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, "
-                        "reason, attempts) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            item.alert_id,
-                            item.subscription_id,
-                            item.due_at,
-                            "retry" if item.attempts else "quiet_hours",
-                            item.attempts,
-                        ),
-                    )
-                    continue
-                w = SQLiteWriter(db)
-                if item.day:
-                    await count_days(w, [(item.subscription_id, item.day)])
-                await add_counts(w, item.alert_id, item.counts, None)
-                if item.bucket_ms is not None:
-                    await count_delivery_times(w, item.alert_id, {item.bucket_ms: 1})
-                if item.outcome:
-                    await write_outcomes(w, [item.outcome], now)
+        async with self._writing() as w:
+            await settle_due(w, owner, settlements, time.time())
 
     async def record_event(
         self, alert_public_id: str, subscription_public_id: str, kind: EventKind

@@ -14,7 +14,16 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from .models import COUNT_FIELDS, Count, NewSubscription, Preferences, ReaderOutcome, Shard
+from .models import (
+    COUNT_FIELDS,
+    Checkpoint,
+    Count,
+    NewSubscription,
+    Preferences,
+    ReaderOutcome,
+    Settlement,
+    Shard,
+)
 from .rows import preference_writes, sort_outcomes
 
 
@@ -120,6 +129,58 @@ async def refresh_subscription(w: Writer, sub_id: int, item: NewSubscription, no
         (item.p256dh, item.auth, item.vapid_key_id, item.token_hash, now, sub_id),
     )
     await apply_preferences(w, sub_id, item.preferences, now)
+
+
+async def write_batch(w: Writer, cp: Checkpoint, now: float) -> None:
+    """One batch's rows: readers' outcomes, deferrals (with the attempts made), daily counts,
+    delivery times and the alert's counters. (The cursor and lease are the store's: they
+    lock differently.)"""
+    await write_outcomes(w, cp.outcomes, now)
+    if cp.deferrals:
+        await w.executemany(
+            "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
+            "attempts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id, subscription_id) DO "
+            "UPDATE SET due_at=excluded.due_at, reason=excluded.reason, "
+            "attempts=excluded.attempts, lease_owner=NULL, lease_expires=NULL",
+            [(cp.alert_id, *deferral) for deferral in cp.deferrals],
+        )
+    await count_days(w, cp.daily)
+    await count_delivery_times(w, cp.alert_id, cp.delivery_ms)
+    await add_counts(w, cp.alert_id, cp.counts, cp.error)
+
+
+async def settle_due(w: Writer, owner: str, settlements: list[Settlement], now: float) -> None:
+    """Results of due deliveries `owner` holds: each leaves `deferred` for its final count,
+    or is rescheduled with its attempts. One no longer held (cancelled, its reader deleted,
+    taken over) is passed over."""
+    for item in settlements:
+        held = await w.execute(
+            "DELETE FROM deliveries_deferred WHERE alert_id=? AND subscription_id=? "
+            "AND lease_owner=?",
+            (item.alert_id, item.subscription_id, owner),
+        )
+        if held != 1:
+            continue
+        if item.count is Count.DEFERRED:
+            await w.execute(
+                "INSERT INTO deliveries_deferred (alert_id, subscription_id, due_at, reason, "
+                "attempts) VALUES (?, ?, ?, ?, ?)",
+                (
+                    item.alert_id,
+                    item.subscription_id,
+                    item.due_at,
+                    "retry" if item.attempts else "quiet_hours",
+                    item.attempts,
+                ),
+            )
+            continue
+        if item.day:
+            await count_days(w, [(item.subscription_id, item.day)])
+        await add_counts(w, item.alert_id, item.counts, None)
+        if item.bucket_ms is not None:
+            await count_delivery_times(w, item.alert_id, {item.bucket_ms: 1})
+        if item.outcome:
+            await write_outcomes(w, [item.outcome], now)
 
 
 async def write_outcomes(w: Writer, outcomes: list[ReaderOutcome], now: float) -> None:
