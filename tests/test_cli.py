@@ -81,6 +81,8 @@ async def test_push_retries_a_throttled_service_and_reports_rejections(
         (["serve", "--workers", "many"], "invalid number of workers"),
         (["subscriptions", "export", "/nonexistent-dir/readers.jsonl"], "No such file"),
         (["bench", "--subscribers", "-3"], "invalid count"),
+        (["bench", "--latency", "nan"], "invalid latency"),
+        (["bench", "--latency", "-20"], "invalid latency"),
         (["serve", "--port", "http"], "invalid port"),
     ],
 )
@@ -101,12 +103,14 @@ async def test_config_problems_are_all_reported(settings):
         PUSHDESK_VAPID_SUBJECT="mailto: <desk@example.com>",
         PUSHDESK_RATE_LIMIT="lots",
         PUSHDESK_DATABASE="mysql://x",
+        PUSHDESK_ORIGIN_CONNECTIONS="0",
     )
     assert run.code == 2
     lines = run.err.strip().splitlines()
-    assert len(lines) == 4 and all(line.startswith("pushdesk: config: ") for line in lines)
+    assert len(lines) == 5 and all(line.startswith("pushdesk: config: ") for line in lines)
     assert any("PUSHDESK_PORT" in line for line in lines)
     assert any("PUSHDESK_VAPID_SUBJECT" in line for line in lines)
+    assert any("PUSHDESK_ORIGIN_CONNECTIONS" in line for line in lines)
 
 
 async def test_config_file_is_read_and_environment_wins(settings, tmp_path):

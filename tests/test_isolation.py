@@ -18,6 +18,7 @@ import pytest
 
 from pushdesk.api.state import KEYRING
 from pushdesk.app import create_app
+from pushdesk.fanout.worker import FIRST_BATCH
 from pushdesk.store import NewSubscription
 from pushdesk.store.models import Preferences
 from pushdesk.tokens import hash_secret, new_secret
@@ -146,19 +147,28 @@ async def test_a_reader_who_leaves_mid_send_costs_nothing(desk, push_service):
     assert len(push_service.requests) == 10  # no batch was sent twice
 
 
-async def test_cancel_keeps_the_outcomes_of_the_batch_in_flight(desk, push_service):
-    endpoints = await desk.readers(push_service, 150, ["breaking"])
+async def test_cancel_keeps_the_outcomes_of_the_batches_in_flight(desk, push_service):
+    """A cancel is noticed at the next checkpoint; the batches already sent are still written
+    (their messages went out), nothing more is sent, and the rest of the readers get nothing."""
+    endpoints = await desk.readers(push_service, 1000, ["breaking"])
     push_service.delay = 0.4
     resp = await desk.push({"title": "Stop it"})
     alert_id = (await resp.json())["id"]
     await push_service.arrived(1)
     cancel = await desk.client.post(f"/api/alerts/{alert_id}/cancel", headers=desk.auth)
     assert cancel.status == 200
-    await asyncio.sleep(1.0)  # the batch in flight answers and checkpoints
-    alert = await desk.alert(alert_id)
-    received = sum(len(push_service.messages(e)) for e in endpoints)
-    assert alert["status"] == "cancelled" and received > 0
+    deadline = time.monotonic() + 15  # the batches in flight answer and checkpoint
+    while True:
+        await asyncio.sleep(0.2)
+        alert = await desk.alert(alert_id)
+        received = sum(len(push_service.messages(e)) for e in endpoints)
+        settled = received and alert["counts"]["delivered"] == received
+        if settled or time.monotonic() > deadline:
+            break
+    assert alert["status"] == "cancelled" and 0 < received < len(endpoints)
     assert alert["counts"]["delivered"] == received
+    await asyncio.sleep(1.0)  # and nothing more goes out
+    assert sum(len(push_service.messages(e)) for e in endpoints) == received
 
 
 async def test_a_failed_alert_with_retries_pending_can_be_cancelled(
@@ -217,3 +227,22 @@ async def test_a_checkpoint_that_cannot_be_written_whole_is_written_with_its_cou
     assert c["delivered"] == 9 and c["failed"] == 1 and c["deferred"] == 0
     assert alert["error"].startswith("internal: IntegrityError")
     assert len(push_service.requests) == 10  # the batch was not sent again
+
+
+async def test_a_slow_reader_holds_back_no_batch_behind_it(aiohttp_client, settings, push_service):
+    """Batches overlap: while one reader's push service takes its time, the next batches go
+    out (up to `batches_in_flight`); checkpoints still close in order, so the alert ends with
+    every reader sent exactly once and counts that add up. Before, each batch waited for its
+    slowest reader: nothing behind the slow one left until it answered."""
+    desk = await open_desk(aiohttp_client, settings, batch_size=10, batches_in_flight=5)
+    endpoints = await desk.readers(push_service, FIRST_BATCH + 60, ["breaking"])
+    slow = endpoints[FIRST_BATCH]  # the first reader of the second batch
+    push_service.slow_seconds = 5.0
+    push_service.script(slow, "slow")
+    resp = await desk.push({"title": "Overlapping batches"})
+    assert resp.status == 202
+    await push_service.arrived(FIRST_BATCH + 40)  # batches 2 to 5 are out
+    assert push_service.statuses(slow) == []  # while the slow reader still waits
+    alert = await wait_settled(desk, (await resp.json())["id"])
+    assert alert["status"] == "done" and counts_add_up(alert)
+    assert alert["counts"]["delivered"] == len(endpoints) and one_each(push_service, endpoints)

@@ -4,8 +4,6 @@ reuse, and answers a real push service (or a broken proxy in front of it) may gi
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import socket
 import ssl
 import time
@@ -15,9 +13,17 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from pushdesk.bench.tls import self_signed_certificate
 from pushdesk.webpush.classify import Result
 from pushdesk.webpush.sender import GuardedResolver, Sender, Target
-from pushdesk.webpush.transport import BadTarget, PushTransport, header_block, request_target
+from pushdesk.webpush.transport import (
+    FLOOR,
+    BadTarget,
+    PushTransport,
+    RoundTrips,
+    header_block,
+    request_target,
+)
 from tests.support.helpers import BrowserKeys
 from tests.support.sending import fast_options, message
 
@@ -272,38 +278,7 @@ async def test_requests_in_flight_to_one_origin_stay_within_the_pool(raw_server)
 
 def self_signed(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a certificate for 127.0.0.1, and a client context trusting it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test push service")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = self_signed_certificate(tmp_path)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
@@ -441,3 +416,62 @@ def test_one_error_family():
         (RequestTimedOut, TimeoutError),
     ):
         assert issubclass(error, TransportError) and issubclass(error, standard)
+
+
+async def test_a_held_transport_starts_no_request_until_released(raw_server):
+    """The fan-out holds the transport while it writes a checkpoint: requests waiting for a
+    connection wait on, the ones on the wire are answered, and all go once released."""
+    transport = loopback_transport(per_origin=2, total_timeout=5)
+    try:
+        first = await transport.post(raw_server.origin, "/0", HEAD, b"x")  # a pool, warm
+        transport.hold()
+        waiting = [
+            asyncio.ensure_future(transport.post(raw_server.origin, f"/{n}", HEAD, b"x"))
+            for n in range(1, 6)
+        ]
+        await asyncio.sleep(0.2)
+        assert len(raw_server.requests) == 1 and not any(w.done() for w in waiting)
+        transport.release()
+        answers = await asyncio.gather(*waiting)
+    finally:
+        await transport.close()
+    assert first.status == 201 and [a.status for a in answers] == [201] * 5
+    assert len(raw_server.requests) == 6 and raw_server.connections <= 2
+
+
+def test_round_trips_tell_the_networks_wait_from_ours():
+    trips = RoundTrips()
+    assert trips.uncongested  # nothing measured yet: connections may be opened
+    for seconds in (0.150, 0.152, 0.149, 0.160, 0.155):
+        trips.observe(seconds)  # a push service 150 ms away: the wait is the network's
+    assert trips.uncongested
+    busy = RoundTrips()
+    busy.observe(0.0003)  # answered at once, while the loop was quiet
+    for _ in range(40):
+        busy.observe(0.012)  # then answers wait for a busy event loop
+    assert not busy.uncongested
+
+
+async def test_a_pool_whose_answers_wait_for_us_stops_at_the_floor(raw_server):
+    """Answers taking far longer than the fastest seen mean the process is the bottleneck:
+    the pool opens no connection beyond FLOOR, however many requests wait."""
+
+    async def slow_answer(n: int) -> None:
+        await asyncio.sleep(0.02)
+
+    raw_server.before_answer = slow_answer
+    transport = loopback_transport(per_origin=FLOOR * 3, total_timeout=5)
+    try:
+        pool = transport.pool(raw_server.origin)
+        pool.round_trips.observe(0.0001)  # the fastest answer ever: 0.1 ms
+        for _ in range(40):
+            pool.round_trips.observe(0.02)  # and lately 20 ms, as a busy loop would see
+        answers = await asyncio.gather(
+            *(transport.post(raw_server.origin, f"/{n}", HEAD, b"x") for n in range(FLOOR * 3))
+        )
+    finally:
+        await transport.close()
+    assert [a.status for a in answers] == [201] * FLOOR * 3
+    assert raw_server.connections == FLOOR
+    assert await post_together(raw_server.origin, FLOOR * 3, FLOOR * 3) == [201] * FLOOR * 3
+    assert raw_server.connections - FLOOR > FLOOR  # a new pool, answers at 20 ms: it grows

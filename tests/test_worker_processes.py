@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pushdesk.app import Runtime, create_app
 from pushdesk.config import Settings
+from pushdesk.fanout import planner
 from tests.support.cli_runner import env_for
 from tests.support.newsroom import Newsroom, counts_add_up
 
@@ -66,7 +67,7 @@ async def test_three_workers_share_one_alert_exactly_once(
     assert all(len(push_service.messages(e)) == 1 for e in endpoints)
     assert all(proc.returncode == 0 for proc in workers), log.read_text()[-2000:]
     owners = shards_by_owner(log)
-    assert sum(owners.values()) == READERS // 1000  # shards of 1000 ids
+    assert sum(owners.values()) == -(-READERS // planner.SHARD_WIDTH)  # one owner a shard
     finished = [json.loads(x) for x in log.read_text().splitlines() if "finished shard" in x]
     assert all(entry["alert"] == created["id"] and entry["level"] == "INFO" for entry in finished)
     assert len(owners) >= 2, owners  # the work was shared

@@ -93,8 +93,13 @@ def worker_options(settings: Settings) -> WorkerOptions:
     )
 
 
-def sender_options(settings: Settings, runtime: Runtime) -> SenderOptions:
-    return runtime.sender or SenderOptions(allow_loopback=settings.allow_http_endpoints)
+def sender_options(settings: Settings, runtime: Runtime | None = None) -> SenderOptions:
+    """How this deployment sends (a test's runtime may bring its own)."""
+    if runtime is not None and runtime.sender is not None:
+        return runtime.sender
+    return SenderOptions(
+        allow_loopback=settings.allow_http_endpoints, per_origin=settings.origin_connections
+    )
 
 
 async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
@@ -148,8 +153,7 @@ async def run_workers(settings: Settings, stop: asyncio.Event, options: WorkerOp
     store: Store = await open_store(settings.database)
     try:
         keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
-        sending = SenderOptions(allow_loopback=settings.allow_http_endpoints)
-        async with Sender(keyring, sending) as sender:
+        async with Sender(keyring, sender_options(settings)) as sender:
             refresh = KeyRingRefresher(keyring, store, settings.keys_dir, settings.vapid_subject)
             worker = FanoutWorker(store, sender, options, refresh_keys=refresh)
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, worker.wake)

@@ -75,7 +75,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
     workers: int = os.cpu_count() or 1  # worker processes beside the API; 0 = in its loop
-    worker_concurrency: int = 256
+    worker_concurrency: int = 1024  # lanes a batch may use at once
+    # Connections a worker process keeps to one push service, each carrying one request at a
+    # time: the bound on its requests in flight there (README, Performance: sizing).
+    origin_connections: int = 512
     lease_seconds: int = 30
 
     @functools.cached_property
@@ -103,6 +106,7 @@ _KEYS = {
     "PUSHDESK_LOG_LEVEL": "log_level",
     "PUSHDESK_WORKERS": "workers",
     "PUSHDESK_WORKER_CONCURRENCY": "worker_concurrency",
+    "PUSHDESK_ORIGIN_CONNECTIONS": "origin_connections",
     "PUSHDESK_LEASE_SECONDS": "lease_seconds",
 }
 
@@ -156,6 +160,7 @@ def _parse(raw: dict[str, object], problems: list[str]) -> dict[str, Any]:
         "log_level": _log_level,
         "workers": lambda v: _int(v, 0, 256),
         "worker_concurrency": lambda v: _int(v, 1, 10000),
+        "origin_connections": lambda v: _int(v, 1, 10000),
         "lease_seconds": lambda v: _int(v, 2, 600),
     }
     env_name = {v: k for k, v in _KEYS.items()}

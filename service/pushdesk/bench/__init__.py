@@ -9,6 +9,7 @@ with like on a noisy machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,11 +79,13 @@ class Sink:
     port: int
     process: subprocess.Popen[bytes]
     first_request_file: Path
-    started_cpu: float = 0.0
+    stats_file: Path | None = None  # the built-in sink's counts, written on SIGUSR2
+    cert_file: Path | None = None  # TLS: the certificate the processes of this run trust
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.cert_file else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def first_request_at(self) -> float | None:
         try:
@@ -91,9 +95,24 @@ class Sink:
         return float(text.split()[0]) if text else None
 
     def reset(self) -> None:
+        """Forget the first request (nginx reopens its emptied log; the built-in sink also
+        zeroes its counts)."""
         self.first_request_file.write_text("")
-        if self.kind == "nginx":
-            self.process.send_signal(signal.SIGUSR1)  # reopen the (emptied) log
+        self.process.send_signal(signal.SIGUSR1)
+
+    def counts(self) -> dict[str, int]:
+        """What the built-in sink counted since the last reset (nothing for nginx)."""
+        if self.stats_file is None:
+            return {}
+        self.stats_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.stats_file.exists():
+                counts: dict[str, int] = json.loads(self.stats_file.read_text())
+                return counts
+            time.sleep(0.02)
+        return {}
 
     def stop(self) -> None:
         self.process.terminate()
@@ -103,42 +122,55 @@ class Sink:
             self.process.kill()
 
 
-def start_sink(scratch: Path) -> Sink:
+def start_sink(scratch: Path, latency_ms: float = 0.0, tls: bool = False) -> Sink:
+    """nginx on plain HTTP when it is installed and no latency or TLS is asked for (the
+    cheapest sink, so the figures are pushdesk's); else the built-in sink, which also delays
+    its answers, speaks TLS with HTTP/2 and HTTP/1.1, and counts connections."""
     port = free_port()
     log = scratch / "sink-first.log"
     log.write_text("")
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
-    if nginx:
-        conf = scratch / "nginx.conf"
-        conf.write_text(
-            f"daemon off; worker_processes 1; pid {scratch}/nginx.pid;\n"
-            f"error_log {scratch}/ng.err;\n"
-            "events { worker_connections 4096; }\n"
-            "http {\n"
-            f"  log_format t '$msec'; access_log {log} t buffer=256k flush=100ms;\n"
-            "  keepalive_requests 1000000; keepalive_timeout 60s;\n"
-            f"  client_body_temp_path {scratch}; client_body_buffer_size 8k;\n"
-            f"  proxy_temp_path {scratch}; fastcgi_temp_path {scratch}; uwsgi_temp_path "
-            f"{scratch}; scgi_temp_path {scratch};\n"
-            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 201; }} }}\n"
-            "}\n"
-        )
-        process = subprocess.Popen(
-            [nginx, "-c", str(conf), "-p", str(scratch)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        kind = "nginx"
-    else:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pushdesk.bench.sink", str(port), str(log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        kind = "built-in sink (nginx not installed)"
-    sink = Sink(kind, port, process, log)
+    if nginx and not latency_ms and not tls:
+        return _start_nginx(nginx, scratch, port, log)
+    stats = scratch / "sink-stats.json"
+    command = [sys.executable, "-m", "pushdesk.bench.sink", "--port", str(port)]
+    command += ["--first", str(log), "--stats", str(stats), "--latency", str(latency_ms)]
+    cert_file = None
+    if tls:
+        from .tls import self_signed_certificate
+
+        cert_file, key_file = self_signed_certificate(scratch)
+        command += ["--cert", str(cert_file), "--key", str(key_file)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kind = "built-in sink" + ("" if nginx or latency_ms or tls else " (nginx not installed)")
+    sink = Sink(kind, port, process, log, stats, cert_file)
+    _wait_for_port(port)
+    return sink
+
+
+def _start_nginx(nginx: str, scratch: Path, port: int, log: Path) -> Sink:
+    conf = scratch / "nginx.conf"
+    conf.write_text(
+        f"daemon off; worker_processes 1; pid {scratch}/nginx.pid;\n"
+        f"error_log {scratch}/ng.err;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n"
+        f"  log_format t '$msec'; access_log {log} t buffer=256k flush=100ms;\n"
+        "  keepalive_requests 1000000; keepalive_timeout 60s;\n"
+        f"  client_body_temp_path {scratch}; client_body_buffer_size 8k;\n"
+        f"  proxy_temp_path {scratch}; fastcgi_temp_path {scratch}; uwsgi_temp_path "
+        f"{scratch}; scgi_temp_path {scratch};\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ return 201; }} }}\n"
+        "}\n"
+    )
+    process = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(scratch)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sink = Sink("nginx", port, process, log)
     _wait_for_port(port)
     return sink
 
@@ -226,46 +258,94 @@ class Figures:
 
 
 # -- the run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Distance:
+    """How far away the push-service stand-in is: its answer's delay, and TLS or not."""
+
+    latency_ms: float = 0.0
+    tls: bool = False
+
+    def describe(self) -> str:
+        wire = "TLS (h2 and http/1.1 offered in ALPN)" if self.tls else "plain HTTP/1.1"
+        return f"answers after {self.latency_ms:g} ms, {wire}"
+
+
 async def run(
     subscribers: int,
     workers: int,
     baseline_seconds: float = 8.0,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    distance: Distance = Distance(),
 ) -> int:
     progress = Progress(err)
     scratch = Path(tempfile.mkdtemp(prefix="pushdesk-bench-"))
-    sink = start_sink(scratch)
+    sink = start_sink(scratch, distance.latency_ms, distance.tls)
     figures = Figures()
     try:
-        figures.add("machine", f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
-        figures.add("sink", f"{sink.kind} on {sink.base}")
-        settings = Settings(
-            database=f"sqlite:///{scratch / 'data' / 'pushdesk.db'}",
-            keys_dir=scratch / "keys",
-            vapid_subject="mailto:bench@example.com",
-            allow_http_endpoints=True,
-            rate_limit=None,
-            log_level="WARNING",
-        )
-        readers = scratch / "readers.jsonl"
-        lines = write_readers(sink, subscribers, readers, progress)
-        progress.show("importing readers", 0, subscribers)
-        editor_key = await _prepare_store(settings)
-        import_rate = await _import(settings, readers, subscribers)
-        progress.done()
-        figures.add(
-            "readers loaded",
-            f"{subscribers} by pushdesk subscriptions import: {import_rate:,.0f} readers/s",
-        )
-        await _run_alert(settings, sink, subscribers, workers, editor_key, progress, figures)
-        await _baselines(settings, sink, lines, baseline_seconds, workers, progress, figures)
+        with _trusting(sink.cert_file):
+            figures.add("machine", f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+            figures.add("sink", f"{sink.kind} on {sink.base}, {distance.describe()}")
+            await _measure(sink, subscribers, workers, baseline_seconds, progress, figures)
     finally:
         sink.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     progress.done()
     figures.print(out)
     return 0
+
+
+async def _measure(
+    sink: Sink,
+    subscribers: int,
+    workers: int,
+    baseline_seconds: float,
+    progress: Progress,
+    figures: Figures,
+) -> None:
+    scratch = sink.first_request_file.parent
+    settings = Settings(
+        database=f"sqlite:///{scratch / 'data' / 'pushdesk.db'}",
+        keys_dir=scratch / "keys",
+        vapid_subject="mailto:bench@example.com",
+        allow_http_endpoints=True,
+        rate_limit=None,
+        log_level="WARNING",
+    )
+    readers = scratch / "readers.jsonl"
+    lines = write_readers(sink, subscribers, readers, progress)
+    progress.show("importing readers", 0, subscribers)
+    editor_key = await _prepare_store(settings)
+    import_rate = await _import(settings, readers, subscribers)
+    progress.done()
+    figures.add(
+        "readers loaded",
+        f"{subscribers} by pushdesk subscriptions import: {import_rate:,.0f} readers/s",
+    )
+    await _run_alert(settings, sink, subscribers, workers, editor_key, progress, figures)
+    await _baselines(settings, sink, lines, baseline_seconds, workers, progress, figures)
+
+
+# OpenSSL's default verify paths (so the ssl module's default contexts), and requests' bundle
+TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+@contextlib.contextmanager
+def _trusting(cert_file: Path | None) -> Iterator[None]:
+    """The sink's certificate trusted by this process and those it starts, for the run only."""
+    if cert_file is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in TRUST_VARIABLES}
+    os.environ.update(dict.fromkeys(TRUST_VARIABLES, str(cert_file)))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def _prepare_store(settings: Settings) -> str:
@@ -297,8 +377,12 @@ async def _import(settings: Settings, readers: Path, count: int) -> float:
     return count / elapsed
 
 
+# The operator's sizing variables reach the measured service; no other PUSHDESK_ setting does.
+TUNING = ("PUSHDESK_WORKER_CONCURRENCY", "PUSHDESK_ORIGIN_CONNECTIONS")
+
+
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHDESK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHDESK_") or k in TUNING}
     env.update(
         PUSHDESK_DATABASE=settings.database,
         PUSHDESK_KEYS_DIR=str(settings.keys_dir),
@@ -391,6 +475,9 @@ async def _run_alert(
             ", ".join(f"{names[p]} {cpu[p]:.1f} s" for p in tree)
             + f"; sink {sink_cpu(sink) - sink_before:.1f} s; wall {elapsed:.1f} s",
         )
+        seen = sink.counts()
+        if seen:
+            figures.add("push service saw", _connections(seen))
         figures.rate = rate
     finally:
         serve.send_signal(signal.SIGTERM)
@@ -398,6 +485,19 @@ async def _run_alert(
             serve.wait(15)
         except subprocess.TimeoutExpired:
             serve.kill()
+
+
+def _connections(seen: dict[str, int]) -> str:
+    """The built-in sink's counts, as a push service's operator would read them (the bench's
+    readers all sit behind its one origin)."""
+    protocols = ", ".join(f"{p} {seen[p]}" for p in ("h2", "http/1.1") if seen.get(p))
+    text = f"{seen.get('connections', 0)} connections to the one origin ({protocols})"
+    if "tls handshakes" in seen:
+        text += (
+            f", {seen['tls handshakes']} TLS handshakes"
+            f" ({seen.get('tls sessions resumed', 0)} resumed)"
+        )
+    return text + f", {seen.get('requests', 0)} requests"
 
 
 async def _api_probe(session: aiohttp.ClientSession, base: str, sink: Sink) -> list[float]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 
@@ -20,6 +21,12 @@ from pywebpush import webpush, webpush_async
 
 DATA = '{"title":"Bench alert","url":"https://news.example/bench"}'
 IN_FLIGHT = 100
+
+
+def trusting_connector(**options: Any) -> aiohttp.TCPConnector:
+    """aiohttp's connector with a TLS context made now, so it trusts what `SSL_CERT_FILE`
+    names at this moment (aiohttp's own default context is made when it is imported)."""
+    return aiohttp.TCPConnector(ssl=ssl.create_default_context(), **options)
 
 
 def webpush_loop_rate(
@@ -61,7 +68,7 @@ async def webpush_async_rate(
                 response.release()
             sent += 1
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=trusting_connector()) as session:
         await asyncio.gather(*(lane(session) for _ in range(IN_FLIGHT)))
     return sent / (time.perf_counter() - started)
 
@@ -97,7 +104,7 @@ def _session_one(endpoints: list[tuple[str, bytes, bytes]], seconds: float) -> f
         queue = iter(endpoints * 50)
         started = time.perf_counter()
         deadline = started + seconds
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=128)
+        connector = trusting_connector(limit=0, limit_per_host=128)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
 
             async def lane() -> None:

@@ -17,7 +17,7 @@ from ..store import (
 from ..vapid_keys import load_keyring
 from ..webpush.classify import Result
 from ..webpush.payload import Message, PayloadTooLarge
-from ..webpush.sender import URGENCIES, Sender, SenderOptions, Target, prepare
+from ..webpush.sender import URGENCIES, Sender, Target, prepare
 from .common import (
     Commands,
     _seconds,
@@ -40,12 +40,13 @@ def _push(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
     async def action(store: Store) -> int:
+        from ..app import sender_options
+
         sub = await store.get_subscription(args.subscription)
         if sub is None:
             raise CliError(f"no subscription with id {args.subscription!r}")
         keyring = await load_keyring(store, settings.keys_dir, settings.vapid_subject)
-        options = SenderOptions(allow_loopback=settings.allow_http_endpoints)
-        async with Sender(keyring, options) as sender:
+        async with Sender(keyring, sender_options(settings)) as sender:
             target = Target(sub.endpoint, sub.p256dh, sub.auth, sub.vapid_key_id)
             outcome = await sender.send(target, prepared, max_wait=args.wait)
         if outcome.result in READER_RESULT:  # gone, refused: recorded as the fan-out would

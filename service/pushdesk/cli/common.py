@@ -103,6 +103,17 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _latency(text: str) -> float:
+    """Milliseconds a push service takes to answer, for the bench's stand-in."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"invalid latency {text!r} (0-10000 milliseconds)")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)

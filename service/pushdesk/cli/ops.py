@@ -17,6 +17,7 @@ from .common import (
     Commands,
     _count,
     _date,
+    _latency,
     _seconds,
     _workers,
     with_store,
@@ -70,7 +71,10 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"the bench needs {', '.join(missing)}: pip install 'pushdesk[bench]'")
     from .. import bench
 
-    return asyncio.run(bench.run(args.subscribers, args.workers, args.baseline_seconds))
+    distance = bench.Distance(args.latency, args.tls)
+    return asyncio.run(
+        bench.run(args.subscribers, args.workers, args.baseline_seconds, distance=distance)
+    )
 
 
 def add_commands(commands: Commands) -> None:
@@ -85,5 +89,18 @@ def add_commands(commands: Commands) -> None:
     )
     bench.add_argument(
         "--baseline-seconds", type=_seconds, default=8.0, help="time per pywebpush baseline"
+    )
+    bench.add_argument(
+        "--latency",
+        type=_latency,
+        default=0.0,
+        metavar="MS",
+        help="the push-service stand-in answers each request after MS milliseconds (0-10000)",
+    )
+    bench.add_argument(
+        "--tls",
+        action="store_true",
+        help="the stand-in speaks TLS (HTTP/2 and HTTP/1.1 by ALPN), its certificate trusted "
+        "for this run only",
     )
     bench.set_defaults(run=_bench)

@@ -93,5 +93,9 @@ def add_commands(commands: Commands) -> None:
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run fan-out workers only")
-    worker.add_argument("--concurrency", type=_positive, help="messages in flight (default 256)")
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="lanes a batch may use at once (default: PUSHDESK_WORKER_CONCURRENCY, 1024)",
+    )
     worker.set_defaults(run=_worker)

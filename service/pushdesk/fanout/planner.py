@@ -10,7 +10,7 @@ wider shard loses no more work when its worker dies.
 
 from __future__ import annotations
 
-SHARD_WIDTH = 1000
+SHARD_WIDTH = 4000
 MAX_SHARDS = 256
 
 

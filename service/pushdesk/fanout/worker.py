@@ -8,7 +8,10 @@ are the alert id, so the push service or the browser collapses such a repeat.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import enum
+import functools
 import logging
 import os
 import socket
@@ -77,7 +80,8 @@ def reader_outcome(subscription_id: int, outcome: Outcome) -> ReaderOutcome:
 @dataclass
 class WorkerOptions:
     batch_size: int = 500
-    concurrency: int = 256
+    concurrency: int = 1024  # lanes a batch may use at once
+    batches_in_flight: int = 4  # a shard's batches sent at once (read ahead, closed in order)
     lease: float = 30.0
     poll_interval: float = 0.5
     inline_wait: float = 2.0  # longer retries are handed back and scheduled as deferrals
@@ -107,6 +111,75 @@ class Job(NamedTuple):
     prior_attempts: int = 0
 
 
+class ShardEnd(enum.Enum):
+    """How a worker's turn on a shard ended."""
+
+    READ = "read"  # every reader read and checkpointed: the shard may be finished
+    STOPPED = "stopped"  # the worker is stopping: the shard goes back for another to go on
+    LEFT = "left"  # cancelled, or the lease went to another worker: nothing more to do
+
+
+class BatchesInFlight:
+    """A shard's batches being sent, oldest first, at most `limit` at once.
+
+    The worker starts a batch when `may_start` (the newest batch has handed all its readers to
+    lanes, and there is room), and takes the finished ones in order from `finished`.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.batches: collections.deque[asyncio.Task[Checkpoint]] = collections.deque()
+        self._progress = asyncio.Event()
+        self._newest = 0  # the generation of the newest batch
+        self._newest_drained = True
+
+    def may_start(self) -> bool:
+        return self._newest_drained and len(self.batches) < self.limit
+
+    def start(self, work: Callable[[Callable[[], None]], Awaitable[Checkpoint]]) -> None:
+        """Run `work(drained)`; it calls `drained()` once its last reader is in a lane."""
+        self._newest += 1
+        self._newest_drained = False
+        generation = self._newest
+
+        def drained() -> None:
+            if generation == self._newest:
+                self._newest_drained = True
+                self._progress.set()
+
+        batch = work(drained)  # its arguments bound now, not when the task first runs
+
+        async def run() -> Checkpoint:
+            try:
+                return await batch
+            finally:
+                drained()
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(lambda _: self._progress.set())
+        self.batches.append(task)
+
+    async def finished(self) -> list[Checkpoint]:
+        """Waits for progress (a batch done, or the newest drained); the batches finished at
+        the front, in order. A batch that failed raises its error here, in its turn."""
+        if not (self.batches and self.batches[0].done()):
+            await self._progress.wait()
+        self._progress.clear()
+        done: list[Checkpoint] = []
+        while self.batches and self.batches[0].done():
+            if done and self.batches[0].exception() is not None:
+                break  # those before it are written first
+            done.append(self.batches.popleft().result())
+        return done
+
+    async def abandon(self) -> None:
+        """Cancel the batches still in flight and wait for them to end."""
+        for task in self.batches:
+            task.cancel()
+        await asyncio.gather(*self.batches, return_exceptions=True)
+        self.batches.clear()
+
+
 def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -130,6 +203,11 @@ class FanoutWorker:
         self.wake_event = asyncio.Event()
         self._listening = False
         self._contexts: dict[int, AlertContext] = {}
+        # Cleared while a checkpoint is written: lanes start no new send until it is committed.
+        # A busy event loop would otherwise stretch each statement of the transaction by a
+        # loop turn of a thousand lanes, and the API's writes wait out the lock.
+        self._sending = asyncio.Event()
+        self._sending.set()
 
     def wake(self) -> None:
         """A new alert was stored: start now rather than at the next poll."""
@@ -210,39 +288,73 @@ class FanoutWorker:
         if ctx is None:
             await self.store.finish_shard(shard, self.owner)
             return
-        cursor = shard.cursor
-        while True:
-            head_start = not ctx.started
-            ctx.started = True
-            size = FIRST_BATCH if head_start else self.options.batch_size
-            batch = await self.store.recipients(ctx.alert.topics, cursor, shard.hi, size)
-            if not batch:
-                break
-            checkpoint = await self._work_batch(ctx, shard, batch, head_start)
-            status = await self._checkpoint(ctx, checkpoint)
-            cursor = checkpoint.cursor
-            if status is None:
-                log.warning(
-                    "worker %s lost the lease on shard %s",
-                    self.owner,
-                    shard.id,
-                    extra={"alert": ctx.alert.public_id},
-                )
-                return
-            if status == AlertStatus.CANCELLED:
-                return
-            if stop is not None and stop.is_set():
-                await self.store.release_shard(shard, self.owner)
-                return
-            if len(batch) < size:
-                break
-        if await self.store.finish_shard(shard, self.owner):
+        ending = await self._work_batches(ctx, shard, stop)
+        if ending is ShardEnd.STOPPED:
+            await self.store.release_shard(shard, self.owner)
+        elif ending is ShardEnd.READ and await self.store.finish_shard(shard, self.owner):
             log.info(
                 "worker %s finished shard %s",
                 self.owner,
                 shard.id,
                 extra={"alert": ctx.alert.public_id},
             )
+
+    async def _work_batches(
+        self, ctx: AlertContext, shard: Shard, stop: asyncio.Event | None
+    ) -> ShardEnd:
+        """Send a shard's readers batch by batch, the batches overlapping: the next one is read
+        and started as soon as the newest has handed its last reader to a lane, so a push
+        service's round trip and the batch's slowest readers do not stall the others (up to
+        `batches_in_flight` at once). Checkpoints are written in the order the batches were
+        read, so the cursor never passes a reader whose outcome is not written."""
+        flight = BatchesInFlight(self.options.batches_in_flight)
+        cursor = shard.cursor
+        reading = True
+        stopped = cancelled = False
+        try:
+            while reading or flight.batches:
+                if reading and flight.may_start():
+                    head_start = not ctx.started
+                    ctx.started = True
+                    size = FIRST_BATCH if head_start else self.options.batch_size
+                    batch = await self.store.recipients(ctx.alert.topics, cursor, shard.hi, size)
+                    reading = len(batch) == size
+                    if batch:
+                        cursor = batch[-1].id
+                        flight.start(
+                            functools.partial(self._work_batch, ctx, shard, batch, head_start)
+                        )
+                    continue
+                for checkpoint in await flight.finished():
+                    status = await self._paused(self._checkpoint(ctx, checkpoint))
+                    if status is None:
+                        log.warning(
+                            "worker %s lost the lease on shard %s",
+                            self.owner,
+                            shard.id,
+                            extra={"alert": ctx.alert.public_id},
+                        )
+                        return ShardEnd.LEFT
+                    if status == AlertStatus.CANCELLED:
+                        reading, cancelled = False, True  # the batches sent are still written
+                if reading and stop is not None and stop.is_set():
+                    reading, stopped = False, True
+        finally:
+            await flight.abandon()  # only after a failure or the end of the lease are any left
+        if cancelled:
+            return ShardEnd.LEFT
+        return ShardEnd.STOPPED if stopped else ShardEnd.READ
+
+    async def _paused(self, write: Awaitable[T]) -> T:
+        """`write` with no new send starting meanwhile, neither from the lanes nor from the
+        requests waiting for a connection (those in flight go on)."""
+        self._sending.clear()
+        self.sender.hold()
+        try:
+            return await write
+        finally:
+            self.sender.release()
+            self._sending.set()
 
     async def _checkpoint(self, ctx: AlertContext, cp: Checkpoint) -> str | None:
         """Write a batch's outcomes. Messages went out: if the write fails for a reason that
@@ -305,7 +417,12 @@ class FanoutWorker:
         return ctx
 
     async def _work_batch(
-        self, ctx: AlertContext, shard: Shard, batch: list[Recipient], head_start: bool = False
+        self,
+        ctx: AlertContext,
+        shard: Shard,
+        batch: list[Recipient],
+        head_start: bool = False,
+        drained: Callable[[], None] | None = None,
     ) -> Checkpoint:
         now = self.clock()
         cp = Checkpoint(shard.id, shard.alert_id, cursor=batch[-1].id)
@@ -329,7 +446,7 @@ class FanoutWorker:
             else:
                 tally(counts, Count.SKIPPED)
         jobs = [Job(r, ctx) for r in to_send if r.id not in internal]
-        sent = iter(await self._send_all(jobs, head_start))
+        sent = iter(await self._send_all(jobs, head_start, drained))
         outcomes = [internal.get(r.id) or next(sent) for r in to_send]
         for recipient, outcome in zip(to_send, outcomes, strict=True):
             self._record(ctx, cp, counts, recipient, outcome, now)
@@ -341,21 +458,32 @@ class FanoutWorker:
         counts = await self.store.daily_counts(keys)
         return {sub_id: counts.get((sub_id, day), 0) for sub_id, day in keys}
 
-    async def _send_all(self, jobs: list[Job], head_start: bool = False) -> list[Outcome]:
+    async def _send_all(
+        self,
+        jobs: list[Job],
+        head_start: bool = False,
+        drained: Callable[[], None] | None = None,
+    ) -> list[Outcome]:
         """Send each job, at most `concurrency` at once, outcomes in the jobs' order.
 
         That many lanes each take the next job when they finish one: per message there is no
         task and no semaphore to pay for, only the send (measured with `pushdesk bench`). With
-        `head_start` the first job is sent alone before the lanes start. Whatever goes wrong
-        for one reader is that reader's outcome: a lane never raises, so the batch always
-        reaches its checkpoint.
+        `head_start` the first job is sent alone before the lanes start. `drained` is called
+        once every job has been taken by a lane (the next batch may start). Whatever goes
+        wrong for one reader is that reader's outcome: a lane never raises, so the batch
+        always reaches its checkpoint.
         """
         outcomes: list[Outcome] = [NOT_SENT] * len(jobs)
         queue = iter(enumerate(jobs))
-        send, wait = self.sender.send, self.options.inline_wait
+        send, wait, sending = self.sender.send, self.options.inline_wait, self._sending
+        last = len(jobs) - 1
 
         async def lane() -> None:
             for n, job in queue:
+                if n == last and drained is not None:
+                    drained()
+                if not sending.is_set():
+                    await sending.wait()
                 r = job.recipient
                 target = Target(r.endpoint, r.p256dh, r.auth, r.vapid_key_id)
                 try:
@@ -367,6 +495,8 @@ class FanoutWorker:
                 if head_start and n == 0:
                     return
 
+        if not jobs and drained is not None:
+            drained()
         if head_start and jobs:
             await lane()
         await asyncio.gather(*(lane() for _ in range(min(self.options.concurrency, len(jobs)))))

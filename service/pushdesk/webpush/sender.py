@@ -315,6 +315,13 @@ class Sender:
             await self._transport.close()
         self._transport = None
 
+    def hold(self) -> None:
+        """No new request starts until `release` (see PushTransport.hold)."""
+        self.transport.hold()
+
+    def release(self) -> None:
+        self.transport.release()
+
     def origin(self, name: str) -> OriginState:
         state = self._origins.get(name)
         if state is None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -55,6 +56,12 @@ HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 # out the whole timeout before being retried.
 MAX_IDLE = 15.0
 SWEEP_EVERY = 5.0  # how often idle connections and empty pools are looked for
+# Connections to one origin being opened at once: a thousand TLS handshakes at the start of an
+# alert would take the CPU from the first readers (and from the API beside the workers).
+MAX_OPENING = 32
+# Connections a pool opens without asking whether more would help: enough for a push service
+# that answers at once (measured with `pushdesk bench`: 128 were as fast as 512 there).
+FLOOR = 64
 
 
 class BadTarget(PushdeskError, ValueError):
@@ -101,14 +108,15 @@ def header_block(headers: Mapping[str, str]) -> bytes:
 class PushConnection(asyncio.Protocol):
     """One connection to a push service, carrying one request at a time."""
 
-    def __init__(self, on_idle_lost: Callable[[PushConnection], None]):
-        self._on_idle_lost = on_idle_lost
+    def __init__(self, pool: OriginPool):
+        self._pool = pool
         self._transport: asyncio.Transport | None = None
         self._reader = AnswerReader()
         self._waiter: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.idle_since: float | None = None  # when it went back to the pool; None while in use
+        self._sent_at = 0.0
 
     # asyncio's callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,6 +134,7 @@ class PushConnection(asyncio.Protocol):
             self._settle(exc)
             return
         if answer is not None:
+            self._pool.round_trips.observe(asyncio.get_running_loop().time() - self._sent_at)
             self._settle(answer)
 
     def eof_received(self) -> bool:
@@ -139,7 +148,7 @@ class PushConnection(asyncio.Protocol):
         self._settle(ConnectionLost("the push service closed the connection"))
         if self.idle_since is not None:
             self.idle_since = None
-            self._on_idle_lost(self)
+            self._pool.idle_lost(self)
 
     # the pool's side
     def exchange(self, request: bytes, timeout: float) -> asyncio.Future[Answer]:
@@ -150,6 +159,7 @@ class PushConnection(asyncio.Protocol):
         waiter = self._waiter = loop.create_future()
         self._timer = loop.call_later(timeout, self._time_out)
         self._transport.write(request)
+        self._sent_at = loop.time()
         return waiter
 
     @property
@@ -186,15 +196,53 @@ class PushConnection(asyncio.Protocol):
             waiter.set_result(result)
 
 
+class Hold:
+    """Shared by a transport's pools: while `on`, no request starts (PushTransport.hold)."""
+
+    on = False
+
+
+class RoundTrips:
+    """A pool's request round trips as this process observes them (write to answer read): a
+    moving average, and the fastest ever seen (TCP Vegas's base round trip). The pool lives
+    while it is used, so a push service that became slower between alerts is measured anew."""
+
+    def __init__(self) -> None:
+        self.average = 0.0
+        self.base = math.inf
+
+    def observe(self, seconds: float) -> None:
+        if self.average:
+            self.average += (seconds - self.average) / 16
+        else:
+            self.average = seconds
+        self.base = min(self.base, seconds)
+
+    @property
+    def uncongested(self) -> bool:
+        """Answers take less than twice the fastest: the wait is the network's, not ours."""
+        return self.base == math.inf or self.average < 2 * self.base + 0.001
+
+
 class OriginPool:
     """The connections to one origin, at most `limit` of them, each carrying one request.
 
-    A request takes an idle connection when there is one, opens a new one while under the
-    limit, and otherwise waits its turn; so the pool is also the bound on requests in flight
-    to that origin.
+    A request takes an idle connection when there is one, and otherwise waits its turn: for a
+    connection handed back by another request, or for leave to open a new one. Leave is given
+    while the pool is under its limit, fewer than MAX_OPENING connections are being opened, and
+    either the pool is still small (FLOOR) or answers come back about as fast as the fastest
+    seen lately (`RoundTrips.uncongested`). Against a push service across the internet, a
+    round trip is mostly the network's, and more connections mean more requests in flight
+    (Little's law: in flight = rate x round trip). When this process is the bottleneck (a
+    push service that answers at once, the CPU busy), answers wait for the event loop, the
+    round trips it observes grow with the requests in flight, and another connection would only
+    add a handshake and a socket to serve: the pool stops growing. The pool is also the
+    per-origin bound on requests in flight.
     """
 
-    def __init__(self, origin: str, limit: int, ssl_context: ssl.SSLContext | None):
+    def __init__(
+        self, origin: str, limit: int, ssl_context: ssl.SSLContext | None, hold: Hold | None = None
+    ):
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) origin: {origin}")
@@ -205,6 +253,9 @@ class OriginPool:
         self.host_line = f"Host: {parts.netloc}\r\n".encode("ascii")
         self.limit = limit
         self.size = 0  # connections open or opening
+        self.opening = 0  # of which being opened
+        self.round_trips = RoundTrips()
+        self._hold = hold or Hold()
         self._idle: list[PushConnection] = []
         self._open: set[PushConnection] = set()
         self._waiters: collections.deque[asyncio.Future[PushConnection | None]] = (
@@ -214,12 +265,25 @@ class OriginPool:
         self.resolved_until = 0.0
 
     @property
+    def may_open(self) -> bool:
+        """Leave to open one more connection now."""
+        return (
+            not self._hold.on
+            and self.size < self.limit
+            and self.opening < MAX_OPENING
+            and (self.size < FLOOR or self.round_trips.uncongested)
+        )
+
+    @property
     def full(self) -> bool:
-        """Every connection is open or opening: a request now waits its turn."""
-        return self.size >= self.limit
+        """No idle connection and no leave to open one: a request now waits its turn."""
+        return not self.may_open
 
     def take_idle(self) -> PushConnection | None:
-        """The most recently used idle connection, if one is open and was used lately."""
+        """The most recently used idle connection, if one is open and was used lately (none
+        while the transport is held)."""
+        if self._hold.on:
+            return None
         idle = self._idle
         now = time.monotonic()
         while idle:
@@ -234,12 +298,14 @@ class OriginPool:
         return None
 
     async def wait_turn(self) -> PushConnection | None:
-        """An idle connection handed over, or None: a new one may be opened."""
-        if self.size < self.limit:
-            self.size += 1
+        """An idle connection handed over, or None: a new one may be opened (in a slot this
+        pool has counted as opening)."""
+        if self.may_open and not self._waiters:
+            self._admit_one()
             return None
         waiter: asyncio.Future[PushConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._admit()  # the oldest waiter first
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -247,25 +313,58 @@ class OriginPool:
                 self.give_back(waiter.result(), reusable=True)
             raise
 
+    def _admit_one(self) -> None:
+        self.size += 1
+        self.opening += 1
+
+    def _admit(self) -> None:
+        """Waiters given leave to open connections, as far as `may_open` allows."""
+        while self._waiters and self.may_open:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._admit_one()
+                waiter.set_result(None)  # its turn: it opens a connection in this slot
+
     def give_back(self, conn: PushConnection | None, reusable: bool) -> None:
         """A request is over: its connection goes to the next waiter, or idle, or is closed.
-        `conn` None: a connection that was never opened."""
-        if conn is not None and reusable and conn.reusable:
-            while self._waiters:
+        `conn` None: a connection this pool gave leave to open, never opened."""
+        if conn is None:
+            self.opening -= 1
+            self._free_slot()
+            return
+        if reusable and conn.reusable:
+            while self._waiters and not self._hold.on:
                 waiter = self._waiters.popleft()
                 if not waiter.done():
                     waiter.set_result(conn)
+                    if self._waiters:
+                        self._admit()
                     return
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
             return
-        if conn is not None:
-            conn.close()
-            self._open.discard(conn)
+        conn.close()
+        self._open.discard(conn)
         self._free_slot()
 
+    def resume(self) -> None:
+        """The transport's hold is over: idle connections go to waiting requests, and new
+        ones are opened for the rest as `may_open` allows."""
+        while self._waiters:
+            conn = self.take_idle()
+            if conn is None:
+                break
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                self.give_back(conn, reusable=True)
+            else:
+                waiter.set_result(conn)
+        self._admit()
+
     def opened(self, conn: PushConnection) -> None:
+        self.opening -= 1
         self._open.add(conn)
+        self._admit()
 
     def idle_lost(self, conn: PushConnection) -> None:
         """An idle connection was closed by the push service (its keep-alive ran out)."""
@@ -275,12 +374,8 @@ class OriginPool:
         self._free_slot()
 
     def _free_slot(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # its turn: it opens a connection in this slot
-                return
         self.size -= 1
+        self._admit()
 
     def sweep(self, now: float) -> bool:
         """Close idle connections past MAX_IDLE (their connection_lost frees the slots);
@@ -315,11 +410,14 @@ class PushTransport:
         self.ssl_context = ssl_context or default_ssl_context()
         self._pools: dict[str, OriginPool] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._hold = Hold()
 
     def pool(self, origin: str) -> OriginPool:
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = OriginPool(origin, self.per_origin, self.ssl_context)
+            pool = self._pools[origin] = OriginPool(
+                origin, self.per_origin, self.ssl_context, self._hold
+            )
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep)
         return pool
@@ -339,6 +437,20 @@ class PushTransport:
     @property
     def pools(self) -> int:
         return len(self._pools)
+
+    def hold(self) -> None:
+        """Start no new request until `release` (those on the wire go on and are answered).
+
+        The fan-out holds the transport while it writes a checkpoint: requests waiting for a
+        connection would otherwise keep the event loop busy, and every statement of the
+        transaction (and SQLite's write lock, which the API waits for) with it.
+        """
+        self._hold.on = True
+
+    def release(self) -> None:
+        self._hold.on = False
+        for pool in list(self._pools.values()):
+            pool.resume()
 
     async def post(self, origin: str, target: str, head: bytes, body: bytes) -> Answer:
         """POST `body` to `target` at `origin`; `head` is the header lines after Host.
@@ -394,7 +506,7 @@ class PushTransport:
                     await self._addresses(pool), happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
                 )
                 _, conn = await loop.create_connection(
-                    lambda: PushConnection(pool.idle_lost),
+                    lambda: PushConnection(pool),
                     sock=sock,
                     ssl=pool.ssl,
                     server_hostname=pool.hostname if pool.ssl else None,
