@@ -246,3 +246,23 @@ async def test_a_slow_reader_holds_back_no_batch_behind_it(aiohttp_client, setti
     alert = await wait_settled(desk, (await resp.json())["id"])
     assert alert["status"] == "done" and counts_add_up(alert)
     assert alert["counts"]["delivered"] == len(endpoints) and one_each(push_service, endpoints)
+
+
+async def test_the_next_shard_starts_while_the_last_batches_of_one_finish(
+    aiohttp_client, settings, push_service
+):
+    """A shard's readers all read, its worker claims the next shard while the first one's last
+    batches finish in the background: a slow reader at the end of a shard holds back nobody in
+    the next one. Both shards still close, every reader sent once."""
+    desk = await open_desk(aiohttp_client, settings, batch_size=10, shard_width=100)
+    endpoints = await desk.readers(push_service, 200, ["breaking"])
+    slow = endpoints[97]  # in the first shard's last batch
+    push_service.slow_seconds = 5.0
+    push_service.script(slow, "slow")
+    resp = await desk.push({"title": "Next shard"})
+    assert resp.status == 202
+    await push_service.arrived(130)  # 30 readers of the second shard are out
+    assert push_service.statuses(slow) == []  # while the slow reader still waits
+    alert = await wait_settled(desk, (await resp.json())["id"])
+    assert alert["status"] == "done" and counts_add_up(alert)
+    assert alert["counts"]["delivered"] == len(endpoints) and one_each(push_service, endpoints)

@@ -203,6 +203,7 @@ class FanoutWorker:
         self.wake_event = asyncio.Event()
         self._listening = False
         self._contexts: dict[int, AlertContext] = {}
+        self._tail: asyncio.Future[None] | None = None  # a shard's last batches, finishing
         # Cleared while a checkpoint is written: lanes start no new send until it is committed.
         # A busy event loop would otherwise stretch each statement of the transaction by a
         # loop turn of a thousand lanes, and the API's writes wait out the lock.
@@ -233,6 +234,10 @@ class FanoutWorker:
             if idle:
                 await _wait_either(stop, self.wake_event, idle)
             self.wake_event.clear()
+        try:
+            await self._drain_tail()
+        except Exception:
+            log.exception("worker %s: error while finishing its last shard", self.owner)
         log.info("worker %s stopped", self.owner)
 
     async def _listen(self) -> None:
@@ -253,18 +258,46 @@ class FanoutWorker:
         return wait
 
     async def run_once(self, stop: asyncio.Event | None = None) -> bool:
-        """One unit of work (plan an alert, work a shard, or send due deliveries)."""
+        """One unit of work (plan an alert, work a shard, or send due deliveries).
+
+        A shard's work returns once its readers are all read; its last batches finish in the
+        background (`_tail`) while the next shard starts, so the pipeline does not drain at
+        every shard's end. At most one shard finishes so at a time.
+        """
+        if self._tail is not None and self._tail.done():
+            await self._drain_tail()  # its error, if any, is this round's
         if not await self.store.has_work(self.clock()):
-            return False
+            return await self._drain_tail()
         if self.refresh_keys is not None:
             await self.refresh_keys()
         if await self.store.plan_next_alert(self._split):
             return True
         shard = await self.store.claim_shard(self.owner, self.options.lease)
         if shard is not None:
-            await self.work_shard(shard, stop)
+            await self._start_shard(shard, stop)
+            return True
+        if await self._drain_tail():
             return True
         return await self.work_due() > 0
+
+    async def _start_shard(self, shard: Shard, stop: asyncio.Event | None) -> None:
+        """Work `shard` until its readers are all read; the rest becomes the tail."""
+        read = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self.work_shard(shard, stop, read))
+        await asyncio.wait([task, read], return_when=asyncio.FIRST_COMPLETED)
+        await self._drain_tail()
+        if task.done():
+            task.result()
+        else:
+            self._tail = task
+
+    async def _drain_tail(self) -> bool:
+        """Wait for the shard finishing in the background, if any; True if there was one."""
+        tail, self._tail = self._tail, None
+        if tail is None:
+            return False
+        await tail
+        return True
 
     def _split(self, lo: int, hi: int) -> list[tuple[int, int]]:
         return planner.split(lo, hi, self.options.shard_width)
@@ -275,7 +308,23 @@ class FanoutWorker:
             pass
 
     # -- shards -------------------------------------------------------------------------
-    async def work_shard(self, shard: Shard, stop: asyncio.Event | None = None) -> None:
+    async def work_shard(
+        self,
+        shard: Shard,
+        stop: asyncio.Event | None = None,
+        read: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Send a shard's readers and close it; `read` is set once every reader is read."""
+        read = read or asyncio.get_running_loop().create_future()
+        try:
+            await self._work_shard(shard, stop, read)
+        finally:
+            if not read.done():
+                read.set_result(None)
+
+    async def _work_shard(
+        self, shard: Shard, stop: asyncio.Event | None, read: asyncio.Future[None]
+    ) -> None:
         try:
             ctx = await self._context(shard.alert_id)
         except Unsendable as exc:
@@ -288,7 +337,7 @@ class FanoutWorker:
         if ctx is None:
             await self.store.finish_shard(shard, self.owner)
             return
-        ending = await self._work_batches(ctx, shard, stop)
+        ending = await self._work_batches(ctx, shard, stop, read)
         if ending is ShardEnd.STOPPED:
             await self.store.release_shard(shard, self.owner)
         elif ending is ShardEnd.READ and await self.store.finish_shard(shard, self.owner):
@@ -300,7 +349,11 @@ class FanoutWorker:
             )
 
     async def _work_batches(
-        self, ctx: AlertContext, shard: Shard, stop: asyncio.Event | None
+        self,
+        ctx: AlertContext,
+        shard: Shard,
+        stop: asyncio.Event | None,
+        read: asyncio.Future[None],
     ) -> ShardEnd:
         """Send a shard's readers batch by batch, the batches overlapping: the next one is read
         and started as soon as the newest has handed its last reader to a lane, so a push
@@ -313,6 +366,8 @@ class FanoutWorker:
         stopped = cancelled = False
         try:
             while reading or flight.batches:
+                if not reading and not read.done():
+                    read.set_result(None)
                 if reading and flight.may_start():
                     head_start = not ctx.started
                     ctx.started = True
