@@ -209,6 +209,7 @@ class FanoutWorker:
         # loop turn of a thousand lanes, and the API's writes wait out the lock.
         self._sending = asyncio.Event()
         self._sending.set()
+        self._pauses = 0  # writes under way that hold the sending
 
     def wake(self) -> None:
         """A new alert was stored: start now rather than at the next poll."""
@@ -270,9 +271,9 @@ class FanoutWorker:
             return await self._drain_tail()
         if self.refresh_keys is not None:
             await self.refresh_keys()
-        if await self.store.plan_next_alert(self._split):
+        if await self._paused(self.store.plan_next_alert(self._split)):
             return True
-        shard = await self.store.claim_shard(self.owner, self.options.lease)
+        shard = await self._paused(self.store.claim_shard(self.owner, self.options.lease))
         if shard is not None:
             await self._start_shard(shard, stop)
             return True
@@ -335,12 +336,14 @@ class FanoutWorker:
             )
             ctx = None
         if ctx is None:
-            await self.store.finish_shard(shard, self.owner)
+            await self._paused(self.store.finish_shard(shard, self.owner))
             return
         ending = await self._work_batches(ctx, shard, stop, read)
         if ending is ShardEnd.STOPPED:
-            await self.store.release_shard(shard, self.owner)
-        elif ending is ShardEnd.READ and await self.store.finish_shard(shard, self.owner):
+            await self._paused(self.store.release_shard(shard, self.owner))
+        elif ending is ShardEnd.READ and await self._paused(
+            self.store.finish_shard(shard, self.owner)
+        ):
             log.info(
                 "worker %s finished shard %s",
                 self.owner,
@@ -402,14 +405,19 @@ class FanoutWorker:
 
     async def _paused(self, write: Awaitable[T]) -> T:
         """`write` with no new send starting meanwhile, neither from the lanes nor from the
-        requests waiting for a connection (those in flight go on)."""
+        requests waiting for a connection (those in flight go on). Every write the fan-out
+        makes while it may be sending goes through here: with a shard finishing in the
+        background, claiming or closing one happens while another's lanes are busy."""
+        self._pauses += 1
         self._sending.clear()
         self.sender.hold()
         try:
             return await write
         finally:
-            self.sender.release()
-            self._sending.set()
+            self._pauses -= 1
+            if not self._pauses:  # two shards' writes may overlap: the last one resumes
+                self.sender.release()
+                self._sending.set()
 
     async def _checkpoint(self, ctx: AlertContext, cp: Checkpoint) -> str | None:
         """Write a batch's outcomes. Messages went out: if the write fails for a reason that
