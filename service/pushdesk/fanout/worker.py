@@ -1,8 +1,10 @@
 """The worker loop: plan → claim a shard → stream readers → policy → send → checkpoint.
 
 A checkpoint writes a batch's outcomes and advances the shard's cursor in one transaction, so a
-worker that dies repeats at most the batch it had in flight; `Topic` and the notification `tag`
-are the alert id, so the push service or the browser collapses such a repeat.
+worker that dies repeats at most the batches it had in flight (a shard's, up to
+`batches_in_flight`, and the last ones of the shard before it, finishing in the background);
+`Topic` and the notification `tag` are the alert id, so the push service or the browser
+collapses such a repeat.
 """
 
 from __future__ import annotations
@@ -204,9 +206,9 @@ class FanoutWorker:
         self._listening = False
         self._contexts: dict[int, AlertContext] = {}
         self._tail: asyncio.Future[None] | None = None  # a shard's last batches, finishing
-        # Cleared while a checkpoint is written: lanes start no new send until it is committed.
-        # A busy event loop would otherwise stretch each statement of the transaction by a
-        # loop turn of a thousand lanes, and the API's writes wait out the lock.
+        # Cleared while the fan-out writes (`_paused`): lanes start no new send until it is
+        # committed. A busy event loop would otherwise stretch each statement of the
+        # transaction by a loop turn of a thousand lanes, and the API's writes wait out the lock.
         self._sending = asyncio.Event()
         self._sending.set()
         self._pauses = 0  # writes under way that hold the sending

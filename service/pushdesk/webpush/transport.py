@@ -60,7 +60,8 @@ SWEEP_EVERY = 5.0  # how often idle connections and empty pools are looked for
 # alert would take the CPU from the first readers (and from the API beside the workers).
 MAX_OPENING = 32
 # Connections a pool opens without asking whether more would help: enough for a push service
-# that answers at once (measured with `pushdesk bench`: 128 were as fast as 512 there).
+# that answers at once (measured, 1,024 requests at once over TLS to a sink answering at once:
+# 64 connections sent 6,923 msg/s, 512 sent 5,777).
 FLOOR = 64
 
 
@@ -231,7 +232,7 @@ class OriginPool:
     connection handed back by another request, or for leave to open a new one. Leave is given
     while the pool is under its limit, fewer than MAX_OPENING connections are being opened, and
     either the pool is still small (FLOOR) or answers come back about as fast as the fastest
-    seen lately (`RoundTrips.uncongested`). Against a push service across the internet, a
+    since the pool was made (`RoundTrips.uncongested`). Against a push service across the internet, a
     round trip is mostly the network's, and more connections mean more requests in flight
     (Little's law: in flight = rate x round trip). When this process is the bottleneck (a
     push service that answers at once, the CPU busy), answers wait for the event loop, the
