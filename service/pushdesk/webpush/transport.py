@@ -232,10 +232,10 @@ class OriginPool:
     connection handed back by another request, or for leave to open a new one. Leave is given
     while the pool is under its limit, fewer than MAX_OPENING connections are being opened, and
     either the pool is still small (FLOOR) or answers come back about as fast as the fastest
-    since the pool was made (`RoundTrips.uncongested`). Against a push service across the internet, a
-    round trip is mostly the network's, and more connections mean more requests in flight
-    (Little's law: in flight = rate x round trip). When this process is the bottleneck (a
-    push service that answers at once, the CPU busy), answers wait for the event loop, the
+    since the pool was made (`RoundTrips.uncongested`). Against a push service across the
+    internet, a round trip is mostly the network's, and more connections mean more requests in
+    flight (Little's law: in flight = rate x round trip). When this process is the bottleneck
+    (a push service that answers at once, the CPU busy), answers wait for the event loop, the
     round trips it observes grow with the requests in flight, and another connection would only
     add a handshake and a socket to serve: the pool stops growing. The pool is also the
     per-origin bound on requests in flight.
