@@ -88,11 +88,17 @@ class Sink:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def first_request_at(self) -> float | None:
-        try:
-            text = self.first_request_file.read_text().strip()
-        except OSError:
-            return None
-        return float(text.split()[0]) if text else None
+        """When the first request came in. nginx writes its log every 100 ms, so a run that
+        ended sooner waits for that write (up to a second)."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                text = self.first_request_file.read_text().strip()
+            except OSError:
+                return None
+            if text or time.monotonic() > deadline:
+                return float(text.split()[0]) if text else None
+            time.sleep(0.05)
 
     def reset(self) -> None:
         """Forget the first request (nginx reopens its emptied log; the built-in sink also
