@@ -103,23 +103,26 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _latency(text: str) -> float:
-    """Milliseconds a push service takes to answer, for the bench's stand-in."""
+def _number_within(text: str, high: float) -> float | None:
+    """`text` as a number from 0 to `high`, or None (NaN and infinities are outside)."""
     try:
         value = float(text)
     except ValueError:
-        value = -1
-    if not 0 <= value <= 10_000:
+        return None
+    return value if 0 <= value <= high else None
+
+
+def _latency(text: str) -> float:
+    """Milliseconds a push service takes to answer, for the bench's stand-in."""
+    value = _number_within(text, 10_000)
+    if value is None:
         raise argparse.ArgumentTypeError(f"invalid latency {text!r} (0-10000 milliseconds)")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 86400:
+    value = _number_within(text, 86400)
+    if value is None:
         raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}")
     return value
 

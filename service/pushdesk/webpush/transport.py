@@ -442,9 +442,10 @@ class PushTransport:
     def hold(self) -> None:
         """Start no new request until `release` (those on the wire go on and are answered).
 
-        The fan-out holds the transport while it writes a checkpoint: requests waiting for a
-        connection would otherwise keep the event loop busy, and every statement of the
-        transaction (and SQLite's write lock, which the API waits for) with it.
+        The fan-out holds the transport while it writes (a checkpoint, a shard claimed or
+        closed): requests waiting for a connection would otherwise keep the event loop busy,
+        and every statement of the transaction (and SQLite's write lock, which the API waits
+        for) with it.
         """
         self._hold.on = True
 
